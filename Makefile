@@ -1,0 +1,21 @@
+# The README's two commands: `make demo` and `make test`. Both set up ./.venv first (idempotent, fast when done).
+PY := .venv/bin/python
+JOBS ?= 2
+
+.PHONY: setup test demo demo-seg data clean
+
+setup:
+	bash tools/setup_env.sh
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider tests
+
+data: setup
+	$(PY) tools/generate_shapes.py data/shapes
+
+# Generate the shapes dataset, train Mask R-CNN R50-GC on CPU from scratch, evaluate COCO bbox/segm AP.
+demo: data
+	$(PY) tools/demo.py configs/demo/mask_rcnn_r50_gc_shapes.py --work-dir work_dirs/demo_mask_rcnn_r50_gc
+
+clean:
+	rm -rf build work_dirs mmlocalrel/_ext*.so

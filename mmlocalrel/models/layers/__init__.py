@@ -1,0 +1,3 @@
+from .gc_block import GCBlock
+
+__all__ = ['GCBlock']

@@ -1,0 +1,4 @@
+"""Custom ops: functional API -> autograd Function -> compiled kernel or pure-PyTorch reference (see dispatch.py)."""
+from .dispatch import extension_status, has_kernel
+
+__all__ = ['extension_status', 'has_kernel']
