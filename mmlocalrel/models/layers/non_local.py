@@ -115,6 +115,8 @@ class NonLocalBlock(nn.Module):
             raise ValueError(f'NonLocalBlock: chunk_size must be None or a positive int, got {chunk_size!r}')
         if conv_cfg is None:
             conv_cfg = dict(type=f'Conv{dim}d')
+        elif not isinstance(conv_cfg, dict):
+            raise ValueError(f'NonLocalBlock: conv_cfg must be None or a dict, got {conv_cfg!r}')
         elif conv_cfg.get('type') in ('Conv1d', 'Conv2d', 'Conv3d') and conv_cfg['type'] != f'Conv{dim}d':
             raise ValueError(f"NonLocalBlock: conv_cfg type {conv_cfg['type']!r} does not match dim={dim}; "
                              f"use 'Conv{dim}d' (or conv_cfg=None)")

@@ -195,6 +195,7 @@ def test_registered():
     (dict(dim=4), r'dim must be one of \(1, 2, 3\), got 4'),
     (dict(dim=3, conv_cfg=dict(type='Conv2d')), r"conv_cfg type 'Conv2d' does not match dim=3"),
     (dict(chunk_size=0), 'chunk_size must be None or a positive int'),
+    (dict(conv_cfg='Conv2d'), 'conv_cfg must be None or a dict'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
