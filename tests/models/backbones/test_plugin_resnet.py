@@ -16,8 +16,8 @@ from mmlocalrel.models.layers import NonLocalBlock, SEBlock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 NL = dict(type='NonLocalBlock')
-# res2..res4 only, where the tests' plugins are: a third of ResNet-50's weights, so the tests stay fast.
-THREE_STAGES = dict(num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(0, 1, 2))
+# res2..res4 only, where the tests' plugins are, and a quarter of the width: the tests stay fast.
+THREE_STAGES = dict(num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(0, 1, 2), base_channels=16)
 
 
 def _plugin_names(backbone, cls):
@@ -69,7 +69,7 @@ def test_after_block_runs_on_the_block_output():
                             **THREE_STAGES)
     block = _eval(backbone).layer3[4]
     _randomise(block.nonlocal_block)
-    x = torch.randn(1, 1024, 4, 5)
+    x = torch.randn(1, 256, 4, 5)
     expected = block.nonlocal_block(Bottleneck.forward(block, x))  # after the residual sum and its ReLU
     assert (expected - Bottleneck.forward(block, x)).abs().max() > 1e-3
     torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
@@ -79,7 +79,7 @@ def test_basic_block_depths_take_after_block():
     backbone = PluginResNet(18, plugins=[dict(cfg=NL, position='after_block', blocks=((), (), (1, )))],
                             **THREE_STAGES)
     assert _plugin_names(backbone, NonLocalBlock) == ['layer3.1.nonlocal_block']
-    assert backbone.layer3[1].nonlocal_block.in_channels == 256
+    assert backbone.layer3[1].nonlocal_block.in_channels == 64
     _eval(backbone)(torch.randn(1, 3, 32, 32))
 
 
@@ -113,7 +113,7 @@ def test_new_nonlocal_blocks_leave_the_backbone_unchanged():
 @pytest.mark.parametrize('multi_grid', (None, (1, 2, 4)))
 def test_resnetv1c_d8_matches_mmseg(multi_grid):
     kwargs = dict(depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), contract_dilation=True,
-                  multi_grid=multi_grid)
+                  multi_grid=multi_grid, stem_channels=16, base_channels=16)
     ref = _eval(ResNetV1c(**kwargs))
     ours = _eval(PluginResNet(deep_stem=True, **kwargs))
     ours.load_state_dict(ref.state_dict())  # strict: same modules
