@@ -70,13 +70,13 @@ def main():
             err = (ours(x) - ref(x)).abs().max().item()
         mem = [peak_memory_mb(step(m, x)) for m in (ref, ours)]
         ms = [time_ms(step(m, x), warmup=args.warmup, repeat=args.repeat) for m in (ref, ours)]
-        rows.append((mode, f'{h}x{w}', f'{ms[0]:.0f}', f'{ms[1]:.0f}', f'{ms[1] / ms[0]:.2f}x', f'{mem[0]:.0f}',
-                     f'{mem[1]:.0f}', f'{mem[1] / mem[0]:.3f}x', f'{err:.1e}'))
+        rows.append((mode, f'{h}x{w}', f'{ms[0]:.0f}', f'{ms[1]:.0f}', f'{ms[1] / ms[0]:.2f}x', f'{mem[0]:.1f}',
+                     f'{mem[1]:.1f}', f'{mem[1] / mem[0]:.3g}x', f'{err:.1e}'))
         del ref, ours, x
     print_table(
         f'Non-local block, forward + backward, fp32, CPU '
         f'({torch.get_num_threads()} threads), B={args.batch}, C={args.channels}, torch {torch.__version__}',
-        ('mode', 'map', 'mmcv ms', 'ours ms', 'time ratio', 'mmcv MiB', 'ours MiB', 'memory ratio', 'max |diff|'),
+        ('mode', 'map', 'mmcv ms', 'ours ms', 'time ratio', 'mmcv MiB', 'ours MiB', 'memory ratio', 'max abs diff'),
         rows)
 
 
