@@ -20,6 +20,9 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     if scope not in SCOPES:
         raise ValueError(f'{path}: default_scope must be one of {SCOPES} (inherit an mmdet:: or mmseg:: base), '
                          f'got {scope!r}')
+    if launcher != 'none':
+        from .distributed import setup_cpu_distributed
+        setup_cpu_distributed(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
