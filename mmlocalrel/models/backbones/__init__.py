@@ -1,1 +1,3 @@
-__all__ = []
+from .plugin_resnet import PluginResNet
+
+__all__ = ['PluginResNet']
