@@ -83,10 +83,10 @@ def _synthetic_seg_batch(cfg, model):
     g = torch.Generator().manual_seed(0)
     inputs, samples = [], []
     for _ in range(2):
-        inputs.append(torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=g))
-        label = torch.randint(0, num_classes, (1, 64, 64), generator=g)
+        inputs.append(torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=g))
+        label = torch.randint(0, num_classes, (1, 32, 32), generator=g)
         samples.append(SegDataSample(gt_sem_seg=PixelData(data=label),
-                                     metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64))))
+                                     metainfo=dict(img_shape=(32, 32), ori_shape=(32, 32), pad_shape=(32, 32))))
     return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), True)
 
 
@@ -99,7 +99,7 @@ def test_real_config_builds_and_trains_a_step(path):
     if cfg.default_scope == 'mmseg':
         assert 'SyncBN' not in str(cfg.model), 'single-process configs must not need SyncBN'
         cfg.model.pretrained = None
-        cfg.model.data_preprocessor.size = (64, 64)  # the real crop (512x1024) is too slow for a CPU test
+        cfg.model.data_preprocessor.size = (32, 32)  # the real crop (512x1024) is too slow for a CPU test
     model = MODELS.build(cfg.model)
     model.train()
     data = _synthetic_batch(cfg, model)

@@ -1,5 +1,5 @@
-# configs/seg/fcn_r50-d8_gc_{cityscapes-512x1024,ade20k-512x512}.py (same model, different data) at demo size on the
-# generated shapes dataset (make demo-seg).
+# configs/seg/fcn_r50-d8_gc_{cityscapes-512x1024,ade20k-512x512}.py (one model, two datasets) at demo size on the
+# generated shapes dataset (make demo-seg)
 _base_ = ['../../seg/fcn_r50-d8_gc_cityscapes-512x1024.py', '../_base_/shapes_fcn.py']
 
 model = _base_.demo_model
