@@ -1,1 +1,3 @@
 __all__ = []
+from .lr_net import LRNet  # noqa: E402
+__all__ += ['LRNet']
