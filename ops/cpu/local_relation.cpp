@@ -23,6 +23,18 @@ namespace {
 
 using Geo = LocalRelationGeometry;
 
+// Runs `body` with constexpr kS = 1 for unit stride (contiguous inner loops) and kS = 0 (runtime stride) otherwise.
+#define LR_DISPATCH_STRIDE(stride, ...) \
+  [&] {                                 \
+    if ((stride) == 1) {                \
+      constexpr int kS = 1;             \
+      __VA_ARGS__();                    \
+    } else {                            \
+      constexpr int kS = 0;             \
+      __VA_ARGS__();                    \
+    }                                   \
+  }()
+
 // Rows per parallel_for chunk: small problems (gradcheck sizes) run inline instead of waking the thread pool.
 int64_t row_grain(const Geo& g, int64_t row_width) {
   const int64_t work = std::max<int64_t>(1, static_cast<int64_t>(g.K2) * row_width * std::max<int64_t>(g.cpg, 1));
@@ -50,11 +62,11 @@ struct RowTaps {
 
 // ---------------------------------------------------------------------------------------------------------------
 // local_relation forward: logits -> max-subtracted softmax (lse saved) -> aggregation.
-template <typename scalar_t>
+template <typename scalar_t, int kS>
 void relation_forward_rows(const Geo& g, int form, const scalar_t* q, const scalar_t* key, const scalar_t* v,
                            const scalar_t* geo, scalar_t* out, acc_t<scalar_t>* lse) {
   using acc = acc_t<scalar_t>;
-  const int s = g.stride;
+  const int s = kS > 0 ? kS : g.stride;  // kS = 1: compile-time unit stride, vectorisable
   const int64_t HW = g.H * g.W, HWo = g.Ho * g.Wo;
   at::parallel_for(0, g.B * g.G * g.Ho, row_grain(g, g.Wo), [&](int64_t begin, int64_t end) {
     std::vector<acc> wbuf(static_cast<size_t>(g.K2) * g.Wo), mx(g.Wo), sm(g.Wo), orow(g.Wo);
@@ -112,13 +124,13 @@ void relation_forward_rows(const Geo& g, int form, const scalar_t* q, const scal
 
 // ---------------------------------------------------------------------------------------------------------------
 // local_relation backward, pass A (per output row): grad_query, delta, and per-row partial sums of grad_geo_prior.
-template <typename scalar_t>
+template <typename scalar_t, int kS>
 void relation_backward_rows_out(const Geo& g, int form, const scalar_t* gout, const scalar_t* q, const scalar_t* key,
                                 const scalar_t* v, const scalar_t* geo, const scalar_t* out,
                                 const acc_t<scalar_t>* lse, scalar_t* gq, acc_t<scalar_t>* delta,
                                 acc_t<scalar_t>* geo_part) {
   using acc = acc_t<scalar_t>;
-  const int s = g.stride;
+  const int s = kS > 0 ? kS : g.stride;  // kS = 1: compile-time unit stride, vectorisable
   const int64_t HW = g.H * g.W, HWo = g.Ho * g.Wo;
   at::parallel_for(0, g.B * g.G * g.Ho, row_grain(g, g.Wo), [&](int64_t begin, int64_t end) {
     std::vector<acc> wbuf(static_cast<size_t>(g.K2) * g.Wo), gwbuf(static_cast<size_t>(g.K2) * g.Wo), dl(g.Wo),
@@ -177,12 +189,12 @@ void relation_backward_rows_out(const Geo& g, int form, const scalar_t* gout, co
 
 // local_relation backward, pass B (per input row): grad_key and grad_value, gathered from the output pixels whose
 // window contains each input pixel.
-template <typename scalar_t>
+template <typename scalar_t, int kS>
 void relation_backward_rows_in(const Geo& g, int form, const scalar_t* gout, const scalar_t* q, const scalar_t* key,
                                const scalar_t* v, const scalar_t* geo, const acc_t<scalar_t>* lse,
                                const acc_t<scalar_t>* delta, scalar_t* gk, scalar_t* gvalue) {
   using acc = acc_t<scalar_t>;
-  const int s = g.stride;
+  const int s = kS > 0 ? kS : g.stride;  // kS = 1: compile-time unit stride, vectorisable
   const int64_t HW = g.H * g.W, HWo = g.Ho * g.Wo;
   at::parallel_for(0, g.B * g.G * g.H, row_grain(g, g.W), [&](int64_t begin, int64_t end) {
     std::vector<acc> wrow(g.Wo), gwrow(g.Wo), gkrow(g.W), gvrows(static_cast<size_t>(g.cpg) * g.W);
@@ -241,10 +253,10 @@ void relation_backward_rows_in(const Geo& g, int form, const scalar_t* gout, con
 
 // ---------------------------------------------------------------------------------------------------------------
 // local_aggregation with given weights (B, G, k*k, Ho, Wo).
-template <typename scalar_t>
+template <typename scalar_t, int kS>
 void aggregation_forward_rows(const Geo& g, const scalar_t* wts, const scalar_t* v, scalar_t* out) {
   using acc = acc_t<scalar_t>;
-  const int s = g.stride;
+  const int s = kS > 0 ? kS : g.stride;  // kS = 1: compile-time unit stride, vectorisable
   const int64_t HW = g.H * g.W, HWo = g.Ho * g.Wo;
   at::parallel_for(0, g.B * g.G * g.Ho, row_grain(g, g.Wo), [&](int64_t begin, int64_t end) {
     std::vector<acc> orow(g.Wo);
@@ -272,10 +284,10 @@ void aggregation_forward_rows(const Geo& g, const scalar_t* wts, const scalar_t*
   });
 }
 
-template <typename scalar_t>
+template <typename scalar_t, int kS>
 void aggregation_backward_weights_rows(const Geo& g, const scalar_t* gout, const scalar_t* v, scalar_t* gw) {
   using acc = acc_t<scalar_t>;
-  const int s = g.stride;
+  const int s = kS > 0 ? kS : g.stride;  // kS = 1: compile-time unit stride, vectorisable
   const int64_t HW = g.H * g.W, HWo = g.Ho * g.Wo;
   at::parallel_for(0, g.B * g.G * g.Ho, row_grain(g, g.Wo), [&](int64_t begin, int64_t end) {
     std::vector<acc> gwbuf(static_cast<size_t>(g.K2) * g.Wo);
@@ -306,10 +318,10 @@ void aggregation_backward_weights_rows(const Geo& g, const scalar_t* gout, const
   });
 }
 
-template <typename scalar_t>
+template <typename scalar_t, int kS>
 void aggregation_backward_value_rows(const Geo& g, const scalar_t* gout, const scalar_t* wts, scalar_t* gvalue) {
   using acc = acc_t<scalar_t>;
-  const int s = g.stride;
+  const int s = kS > 0 ? kS : g.stride;  // kS = 1: compile-time unit stride, vectorisable
   const int64_t HW = g.H * g.W, HWo = g.Ho * g.Wo;
   at::parallel_for(0, g.B * g.G * g.H, row_grain(g, g.W), [&](int64_t begin, int64_t end) {
     std::vector<acc> gvrows(static_cast<size_t>(g.cpg) * g.W);
@@ -354,9 +366,11 @@ std::tuple<at::Tensor, at::Tensor> local_relation_forward_cpu(const at::Tensor& 
   auto lse = at::empty({g.B, g.G, g.Ho, g.Wo}, value.options().dtype(lr_acc_dtype(value)));
   if (out.numel() == 0) return {out, lse};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(), "local_relation_forward_cpu", [&] {
-    relation_forward_rows<scalar_t>(g, form, query.data_ptr<scalar_t>(), key.data_ptr<scalar_t>(),
-                                    value.data_ptr<scalar_t>(), geo.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                                    lse.data_ptr<acc_t<scalar_t>>());
+    LR_DISPATCH_STRIDE(g.stride, [&] {
+      relation_forward_rows<scalar_t, kS>(g, form, query.data_ptr<scalar_t>(), key.data_ptr<scalar_t>(),
+                                          value.data_ptr<scalar_t>(), geo.data_ptr<scalar_t>(),
+                                          out.data_ptr<scalar_t>(), lse.data_ptr<acc_t<scalar_t>>());
+    });
   });
   return {out, lse};
 }
@@ -385,14 +399,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> local_relation_backwa
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(), "local_relation_backward_cpu", [&] {
     using acc = acc_t<scalar_t>;
-    relation_backward_rows_out<scalar_t>(g, form, grad_out.data_ptr<scalar_t>(), query.data_ptr<scalar_t>(),
-                                         key.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
-                                         geo.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), lse.data_ptr<acc>(),
-                                         gq.data_ptr<scalar_t>(), delta.data_ptr<acc>(), geo_part.data_ptr<acc>());
-    relation_backward_rows_in<scalar_t>(g, form, grad_out.data_ptr<scalar_t>(), query.data_ptr<scalar_t>(),
-                                        key.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
-                                        geo.data_ptr<scalar_t>(), lse.data_ptr<acc>(), delta.data_ptr<acc>(),
-                                        gk.data_ptr<scalar_t>(), gv.data_ptr<scalar_t>());
+    LR_DISPATCH_STRIDE(g.stride, [&] {
+      relation_backward_rows_out<scalar_t, kS>(g, form, grad_out.data_ptr<scalar_t>(), query.data_ptr<scalar_t>(),
+                                               key.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
+                                               geo.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), lse.data_ptr<acc>(),
+                                               gq.data_ptr<scalar_t>(), delta.data_ptr<acc>(),
+                                               geo_part.data_ptr<acc>());
+      relation_backward_rows_in<scalar_t, kS>(g, form, grad_out.data_ptr<scalar_t>(), query.data_ptr<scalar_t>(),
+                                              key.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
+                                              geo.data_ptr<scalar_t>(), lse.data_ptr<acc>(), delta.data_ptr<acc>(),
+                                              gk.data_ptr<scalar_t>(), gv.data_ptr<scalar_t>());
+    });
     // grad_geo_prior: fixed-order sum of the per-row partials (deterministic).
     const acc* part = geo_part.data_ptr<acc>();
     acc* dst = ggeo.data_ptr<acc>();
@@ -415,12 +432,12 @@ at::Tensor local_aggregation_forward_cpu(const at::Tensor& weights_, const at::T
   const auto weights = weights_.contiguous(), value = value_.contiguous();
   auto out = at::empty({g.B, g.C, g.Ho, g.Wo}, value.options());
   if (out.numel() == 0) return out;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(), "local_aggregation_forward_cpu",
-                                  [&] {
-                                    aggregation_forward_rows<scalar_t>(g, weights.data_ptr<scalar_t>(),
-                                                                       value.data_ptr<scalar_t>(),
-                                                                       out.data_ptr<scalar_t>());
-                                  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(), "local_aggregation_forward_cpu", [&] {
+    LR_DISPATCH_STRIDE(g.stride, [&] {
+      aggregation_forward_rows<scalar_t, kS>(g, weights.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
+                                             out.data_ptr<scalar_t>());
+    });
+  });
   return out;
 }
 
@@ -438,13 +455,13 @@ std::tuple<at::Tensor, at::Tensor> local_aggregation_backward_cpu(const at::Tens
   if (grad_out.numel() == 0) return {gw.zero_(), gv.zero_()};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(), "local_aggregation_backward_cpu",
                                   [&] {
-                                    aggregation_backward_weights_rows<scalar_t>(g, grad_out.data_ptr<scalar_t>(),
-                                                                                value.data_ptr<scalar_t>(),
-                                                                                gw.data_ptr<scalar_t>());
-                                    aggregation_backward_value_rows<scalar_t>(g, grad_out.data_ptr<scalar_t>(),
-                                                                              weights.data_ptr<scalar_t>(),
-                                                                              gv.data_ptr<scalar_t>());
-                                  });
+    LR_DISPATCH_STRIDE(g.stride, [&] {
+      aggregation_backward_weights_rows<scalar_t, kS>(g, grad_out.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
+                                                      gw.data_ptr<scalar_t>());
+      aggregation_backward_value_rows<scalar_t, kS>(g, grad_out.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(),
+                                                    gv.data_ptr<scalar_t>());
+    });
+  });
   return {gw, gv};
 }
 
