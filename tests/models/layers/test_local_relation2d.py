@@ -128,3 +128,16 @@ def test_bad_input_says_what_was_expected():
         layer(torch.randn(1, 8, 5, 5))
     with pytest.raises(ValueError, match='expected a 4-D'):
         layer(torch.randn(16, 5, 5))
+
+
+def test_cpu_bf16_autocast():
+    # --amp on CPU trains under bf16 autocast: the 1x1 convs return bf16 whatever the input dtype; the op must get
+    # one dtype and gradients must flow.
+    layer = LocalRelation2d(16, 16, kernel_size=5, stride=2)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(2, 16, 9, 9, dtype=dtype, requires_grad=True)
+        with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+            out = layer(x)
+        out.float().sum().backward()
+        assert out.shape == (2, 16, 5, 5) and torch.isfinite(out.float()).all()
+        assert torch.isfinite(x.grad.float()).all() and x.grad.abs().sum() > 0
