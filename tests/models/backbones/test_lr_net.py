@@ -76,7 +76,8 @@ def test_built_from_a_config_with_plugins():
              plugins=[dict(cfg=dict(type='GCBlock', ratio=1. / 4), position='after_conv2')]))
     block = model.layer2[0]
     assert block.conv2.kernel_size == 5 and block.conv2.channels_per_group == 4
-    assert block.gc_block.in_channels == block.mid_channels == 52  # 32 * 100 / 64 = 50, rounded to 4 | width
+    plugin = getattr(block, block.after_conv2_plugin_names[0])
+    assert plugin.in_channels == block.mid_channels == 52  # 32 * 100 / 64 = 50, rounded to 4 | width
     outs = model(torch.randn(2, 3, 32, 32))
     assert len(outs) == 4
 
