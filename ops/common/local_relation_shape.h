@@ -2,7 +2,7 @@
 // reject the same inputs with the same messages (the Python layer checks first, with friendlier wording).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <c10/util/string_view.h>
 
 #include <string>

@@ -4,8 +4,12 @@
 // forward, per input element for the gathering backward passes: every thread owns what it writes, so there are no
 // atomics and results are deterministic. The weights are recomputed where needed (from the saved log-sum-exp), never
 // stored: neither the unfolded value nor the (B, G, k*k, H_out, W_out) weight tensor is allocated.
-#include <ATen/ATen.h>
+// Per-op ATen headers rather than ATen/ATen.h: nvcc parses every included header twice (host and device passes).
 #include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
