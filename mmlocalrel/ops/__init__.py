@@ -1,4 +1,5 @@
 """Custom ops: functional API -> autograd Function -> compiled kernel or pure-PyTorch reference (see dispatch.py)."""
 from .dispatch import extension_status, has_kernel
+from .local_relation import local_aggregation, local_relation
 
-__all__ = ['extension_status', 'has_kernel']
+__all__ = ['extension_status', 'has_kernel', 'local_aggregation', 'local_relation']

@@ -1,3 +1,4 @@
+from .lr_net import LRNet
 from .plugin_resnet import PluginResNet
 
-__all__ = ['PluginResNet']
+__all__ = ['LRNet', 'PluginResNet']
