@@ -22,7 +22,22 @@ from torch.nn.modules.utils import _pair
 
 from . import dispatch
 
-__all__ = ['lip2d', 'lip2d_reference']
+__all__ = ['lip2d', 'lip2d_reference', 'check_geometry']
+
+
+def check_geometry(owner, kernel_size, stride, padding):
+    """Validate the window arguments; returns (kernel_size, stride, padding) as pairs of ints."""
+    pairs = []
+    for name, value, low in (('kernel_size', kernel_size, 1), ('stride', stride, 1), ('padding', padding, 0)):
+        pair = _pair(value)
+        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in pair):
+            raise ValueError(f'{owner}: {name} must be an int >= {low} or a pair of them, got {value!r}')
+        pairs.append(tuple(pair))
+    kernel_size, stride, padding = pairs
+    if any(2 * p > k for p, k in zip(padding, kernel_size)):
+        raise ValueError(f'{owner}: padding must be <= kernel_size / 2, got padding={padding} for '
+                         f'kernel_size={kernel_size}')
+    return kernel_size, stride, padding
 
 
 def _check(x, logit, kernel_size, stride, padding):
@@ -37,16 +52,7 @@ def _check(x, logit, kernel_size, stride, padding):
         raise ValueError(f'lip2d: x and logit must be floating point, got {x.dtype} and {logit.dtype}')
     if logit.device != x.device:
         raise ValueError(f'lip2d: logit is on {logit.device}, x on {x.device}')
-    pairs = []
-    for name, value, low in (('kernel_size', kernel_size, 1), ('stride', stride, 1), ('padding', padding, 0)):
-        pair = _pair(value)
-        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in pair):
-            raise ValueError(f'lip2d: {name} must be an int >= {low} or a pair of them, got {value!r}')
-        pairs.append(tuple(pair))
-    kernel_size, stride, padding = pairs
-    if any(2 * p > k for p, k in zip(padding, kernel_size)):
-        raise ValueError(f'lip2d: padding must be <= kernel_size / 2, got padding={padding} for '
-                         f'kernel_size={kernel_size}')
+    kernel_size, stride, padding = check_geometry('lip2d', kernel_size, stride, padding)
     if any(n + 2 * p < k for n, p, k in zip(x.shape[2:], padding, kernel_size)):
         raise ValueError(f'lip2d: kernel_size={kernel_size} with padding={padding} gives an empty output for an '
                          f'input of spatial size {tuple(x.shape[2:])}')
