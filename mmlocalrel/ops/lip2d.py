@@ -67,23 +67,28 @@ def _promote(x, logit):
 def lip2d_reference(x, logit, kernel_size=3, stride=2, padding=1):
     """Pure-PyTorch LIP: the test oracle and the fallback where no kernel serves the device.
 
-    Same contract as :func:`lip2d`. Windows are unfolded (``kernel_size**2`` times the input in memory), the window
-    maximum is subtracted exactly as in the kernels, and fp16/bf16 compute in fp32.
+    Same contract as :func:`lip2d`. The window taps are gathered as strided views of the padded inputs (logits
+    padded with -inf, so padding taps weigh exactly 0), stacked (``kernel_size**2 / stride**2`` times the input in
+    memory), and the window maximum is subtracted as in the kernels; fp16/bf16 compute in fp32.
     """
     kernel_size, stride, padding = _check(x, logit, kernel_size, stride, padding)
     x, logit = _promote(x, logit)
     dtype = x.dtype
     acc = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-    B, C, H, W = x.shape
-    OH, OW = ((n + 2 * p - k) // s + 1 for n, k, s, p in zip((H, W), kernel_size, stride, padding))
-    unfold = dict(kernel_size=kernel_size, stride=stride, padding=padding)
-    inside = F.unfold(x.new_ones((1, 1, H, W), dtype=acc), **unfold) > 0  # (1, k*k, L): tap within the image
-    xs = F.unfold(x.to(acc).reshape(B * C, 1, H, W), **unfold)  # (B*C, k*k, L)
-    ls = F.unfold(logit.to(acc).reshape(B * C, 1, H, W), **unfold).masked_fill(~inside, float('-inf'))
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    OH, OW = ((n + 2 * p - k) // s + 1 for n, k, s, p in zip(x.shape[2:], kernel_size, stride, padding))
+    xp = F.pad(x.to(acc), (pw, pw, ph, ph))
+    lp = F.pad(logit.to(acc), (pw, pw, ph, ph), value=float('-inf'))
+
+    def taps(t):  # (B, C, kh * kw, OH, OW)
+        return torch.stack([t[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+                            for i in range(kh) for j in range(kw)], dim=2)
+
+    ls = taps(lp)
     # The shift cancels between numerator and denominator: no gradient flows through it.
-    e = torch.exp(ls - ls.amax(dim=1, keepdim=True).detach())
-    out = (e * xs).sum(dim=1) / e.sum(dim=1)
-    return out.reshape(B, C, OH, OW).to(dtype)
+    e = torch.exp(ls - ls.amax(dim=2, keepdim=True).detach())
+    out = (e * taps(xp)).sum(dim=2) / e.sum(dim=2)
+    return out.to(dtype)
 
 
 class Lip2dFunction(Function):

@@ -18,7 +18,7 @@
 // The hot loops are built for several ISAs and picked at load time (GCC/Clang function multiversioning), so one
 // portable wheel still runs wide vectors where the CPU has them.
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define LIP_CPU_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#define LIP_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define LIP_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define LIP_CPU_CLONES
@@ -63,6 +63,41 @@ Lip2dPlan make_plan(const at::Tensor& x, const at::Tensor& logit, at::IntArrayRe
   return p;
 }
 
+// Strided <-> unit-stride row copies (with the dtype conversion) of the phase layout; stride 1 and 2 are unrolled
+// at compile time so that they vectorise.
+template <typename src_t, typename dst_t>
+LIP_ALWAYS_INLINE void strided_to_dense(const src_t* __restrict__ s, dst_t* __restrict__ d, int64_t n, int64_t sw) {
+  if (sw == 1) {
+    for (int64_t k = 0; k < n; ++k) d[k] = static_cast<dst_t>(s[k]);
+  } else if (sw == 2) {
+    for (int64_t k = 0; k < n; ++k) d[k] = static_cast<dst_t>(s[2 * k]);
+  } else {
+    for (int64_t k = 0; k < n; ++k) d[k] = static_cast<dst_t>(s[k * sw]);
+  }
+}
+
+template <typename src_t, typename dst_t>
+LIP_ALWAYS_INLINE void dense_to_strided(const src_t* __restrict__ s, dst_t* __restrict__ d, int64_t n, int64_t sw) {
+  if (sw == 1) {
+    for (int64_t k = 0; k < n; ++k) d[k] = static_cast<dst_t>(s[k]);
+  } else if (sw == 2) {
+    for (int64_t k = 0; k < n; ++k) d[2 * k] = static_cast<dst_t>(s[k]);
+  } else {
+    for (int64_t k = 0; k < n; ++k) d[k * sw] = static_cast<dst_t>(s[k]);
+  }
+}
+
+LIP_CPU_CLONES void load_row(const float* s, float* d, int64_t n, int64_t sw) { strided_to_dense(s, d, n, sw); }
+LIP_CPU_CLONES void store_row(const float* s, float* d, int64_t n, int64_t sw) { dense_to_strided(s, d, n, sw); }
+template <typename src_t, typename dst_t>
+void load_row(const src_t* s, dst_t* d, int64_t n, int64_t sw) {
+  strided_to_dense(s, d, n, sw);
+}
+template <typename src_t, typename dst_t>
+void store_row(const src_t* s, dst_t* d, int64_t n, int64_t sw) {
+  dense_to_strided(s, d, n, sw);
+}
+
 // Padded plane in column phases (see the file comment).
 template <typename acc>
 struct PhasePlane {
@@ -79,11 +114,9 @@ struct PhasePlane {
   void load(const scalar_t* src) {  // interior only: the padding keeps its fill
     for (int64_t q = 0; q < sw; ++q) {
       const int64_t c0 = ((q - pw) % sw + sw) % sw;  // first image column whose padded column is in phase q
-      for (int64_t r = 0; r < H; ++r) {
-        acc* dst = buf.data() + (q * Hp + r + ph) * Wq + (c0 + pw) / sw;
-        const scalar_t* s = src + r * W;
-        for (int64_t c = c0, k = 0; c < W; c += sw, ++k) dst[k] = static_cast<acc>(s[c]);
-      }
+      const int64_t n = c0 < W ? (W - c0 + sw - 1) / sw : 0;
+      for (int64_t r = 0; r < H; ++r)
+        load_row(src + r * W + c0, buf.data() + (q * Hp + r + ph) * Wq + (c0 + pw) / sw, n, sw);
     }
   }
 
@@ -91,11 +124,9 @@ struct PhasePlane {
   void store(scalar_t* dst) const {
     for (int64_t q = 0; q < sw; ++q) {
       const int64_t c0 = ((q - pw) % sw + sw) % sw;
-      for (int64_t r = 0; r < H; ++r) {
-        const acc* s = buf.data() + (q * Hp + r + ph) * Wq + (c0 + pw) / sw;
-        scalar_t* d = dst + r * W;
-        for (int64_t c = c0, k = 0; c < W; c += sw, ++k) d[c] = static_cast<scalar_t>(s[k]);
-      }
+      const int64_t n = c0 < W ? (W - c0 + sw - 1) / sw : 0;
+      for (int64_t r = 0; r < H; ++r)
+        store_row(buf.data() + (q * Hp + r + ph) * Wq + (c0 + pw) / sw, dst + r * W + c0, n, sw);
     }
   }
 
@@ -109,15 +140,15 @@ LIP_ALWAYS_INLINE void row_max(const acc* __restrict__ l, int64_t n, acc* __rest
 }
 
 template <typename acc>
-LIP_ALWAYS_INLINE void row_forward(const acc* __restrict__ l, const acc* __restrict__ x, const acc* __restrict__ m, int64_t n,
-                        acc* __restrict__ s, acc* __restrict__ t) {
+LIP_ALWAYS_INLINE void row_forward(const acc* __restrict__ l, const acc* __restrict__ x, const acc* __restrict__ m,
+                                   int64_t n, acc* __restrict__ s, acc* __restrict__ t) {
   for (int64_t o = 0; o < n; ++o) lip::forward_tap(l[o], x[o], m[o], s[o], t[o]);
 }
 
 template <typename acc>
-LIP_ALWAYS_INLINE void row_backward(const acc* __restrict__ l, const acc* __restrict__ x, const acc* __restrict__ lse,
-                         const acc* __restrict__ out, const acc* __restrict__ g, int64_t n, acc* __restrict__ gx,
-                         acc* __restrict__ gl) {
+LIP_ALWAYS_INLINE void row_backward(const acc* __restrict__ l, const acc* __restrict__ x,
+                                    const acc* __restrict__ lse, const acc* __restrict__ out, const acc* __restrict__ g,
+                                    int64_t n, acc* __restrict__ gx, acc* __restrict__ gl) {
   for (int64_t o = 0; o < n; ++o) lip::backward_tap(l[o], x[o], lse[o], out[o], g[o], gx[o], gl[o]);
 }
 
