@@ -2,11 +2,15 @@
 // Forward: one thread per output, two passes over its window (maximum, then the shifted sums). Backward: one thread
 // per input gathers the contributions of the outputs whose windows cover it, in a fixed order: no atomics,
 // deterministic.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <algorithm>
 
 #include "common/lip2d.h"
 
