@@ -59,6 +59,13 @@ def test_dilated_segmentation_variant():
     assert [o.shape[-1] for o in outs] == [8, 4, 4, 4]
 
 
+def test_deep_stem_v1c_layout():
+    # mmseg's ResNetV1c layout (deep stem); the stem's max-pool is LIP all the same
+    model = LIPResNet(50, deep_stem=True, frozen_stages=0, out_indices=(0, ), **SMALL)
+    assert isinstance(model.maxpool, LIP2d) and not any(p.requires_grad for p in model.maxpool.parameters())
+    assert model(torch.randn(1, 3, 33, 33))[0].shape == (1, 64, 9, 9)
+
+
 def test_frozen_stages_and_norm_eval():
     model = LIPResNet(50, frozen_stages=1, norm_eval=True, **SMALL)
     model.train()
