@@ -1,7 +1,7 @@
 """LIP pooling on CPU: the fused kernel against the composite formula avg_pool(x e^l) / avg_pool(e^l), measured in
 the same run (fp32, B=8, C=64, 112x112, kernel 3, stride 2, padding 1; forward + backward).
 
-    python benchmarks/bench_lip.py [--batch 8 --channels 64 --size 112 --repeat 10]
+    python benchmarks/bench_lip.py [--batch 8 --channels 64 --size 112 --repeat 10 --threads N]
 
 Targets (issue 4): fused >= 2x faster and <= 0.5x the peak memory of the composite, forward + backward. Peak
 memory counts what a call adds above the inputs (the gradients of x and logit included) and is measured before any
@@ -31,7 +31,10 @@ def main():
     parser.add_argument('--channels', type=int, default=64)
     parser.add_argument('--size', type=int, default=112)
     parser.add_argument('--repeat', type=int, default=10)
+    parser.add_argument('--threads', type=int, default=None, help="torch's intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not dispatch.has_kernel('lip2d_forward', 'cpu'):
         sys.exit(f'the compiled kernel is missing: mmlocalrel._ext {dispatch.extension_status()}')
 
