@@ -1,4 +1,5 @@
 from .amp import CPUAutocastOptimWrapper
-from .cli import build_runner, enable_amp, enable_resume, load_config, set_local_rank
+from .hooks import RNGStateHook
+from .cli import add_rng_state_hook, build_runner, enable_amp, enable_resume, load_config, set_local_rank
 
-__all__ = ['CPUAutocastOptimWrapper', 'build_runner', 'enable_amp', 'enable_resume', 'load_config', 'set_local_rank']
+__all__ = ['CPUAutocastOptimWrapper', 'RNGStateHook', 'add_rng_state_hook', 'build_runner', 'enable_amp', 'enable_resume', 'load_config', 'set_local_rank']

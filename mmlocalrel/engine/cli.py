@@ -20,6 +20,9 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     if scope not in SCOPES:
         raise ValueError(f'{path}: default_scope must be one of {SCOPES} (inherit an mmdet:: or mmseg:: base), '
                          f'got {scope!r}')
+    if launcher != 'none':
+        from .distributed import setup_cpu_distributed
+        setup_cpu_distributed(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -47,6 +50,13 @@ def enable_resume(cfg, resume):
             raise FileNotFoundError(f'--resume: checkpoint not found: {resume}')
         cfg.resume = True
         cfg.load_from = resume
+
+
+def add_rng_state_hook(cfg):
+    """Make --resume continue with the interrupted run's random state (see hooks.RNGStateHook)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
 
 
 def set_local_rank(local_rank):

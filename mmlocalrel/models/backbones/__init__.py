@@ -1,2 +1,4 @@
-from .lip_resnet import LIPResNet  # noqa: F401
-__all__ = []
+from .lip_resnet import LIPResNet
+from .plugin_resnet import PluginResNet
+
+__all__ = ['LIPResNet', 'PluginResNet']
