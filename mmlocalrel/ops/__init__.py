@@ -1,4 +1,6 @@
 """Custom ops: functional API -> autograd Function -> compiled kernel or pure-PyTorch reference (see dispatch.py)."""
 from .dispatch import extension_status, has_kernel
+from .lip2d import lip2d, lip2d_reference
+from .local_relation import local_aggregation, local_relation
 
-__all__ = ['extension_status', 'has_kernel']
+__all__ = ['extension_status', 'has_kernel', 'lip2d', 'lip2d_reference', 'local_aggregation', 'local_relation']
