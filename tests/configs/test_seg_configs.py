@@ -1,5 +1,6 @@
 """The segmentation configs under mmseg's scope: the backbone is mmseg's ResNetV1c-D8 (same modules, checkpoint keys
-and outputs) with the blocks where the config says, and plugins at one position are chained in the segmentor."""
+and outputs) with the blocks where the config says, or a block backbone (LIP-ResNet, LR-Net) in the same D8 form; and
+plugins at one position are chained in the segmentor."""
 import glob
 import os.path as osp
 
@@ -9,11 +10,14 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 import mmlocalrel  # noqa: F401
-from mmlocalrel.models import GCBlock, NonLocalBlock, SEBlock
-from mmlocalrel.models.backbones import PluginResNet
+from mmlocalrel.models import LIP2d, GCBlock, LocalRelation2d, NonLocalBlock, SEBlock
+from mmlocalrel.models.backbones import LIPResNet, LRNet, PluginResNet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG = sorted(glob.glob(osp.join(ROOT, 'configs', 'seg', '*.py')))
+DATA = ('cityscapes-512x1024', 'ade20k-512x512')
+# configs whose backbone is mmseg's ResNetV1c-D8 (as PluginResNet) with blocks added through plugins or the conv type
+V1C = [p for p in SEG if osp.basename(p).startswith('fcn_r50-d8_')]
 NARROW = dict(base_channels=16, stem_channels=16)
 BLOCKS = (1, 2, 3, 4)  # stage index -> layer name suffix
 
@@ -36,19 +40,20 @@ def _build(model_cfg):
 
 def test_seg_configs_are_found():
     names = [osp.basename(p) for p in SEG]
-    for block in ('gc', 'se', 'nl', 'nl5'):
-        for data in ('cityscapes-512x1024', 'ade20k-512x512'):
-            assert f'fcn_r50-d8_{block}_{data}.py' in names
+    for model in ('fcn_r50-d8_gc', 'fcn_r50-d8_se', 'fcn_r50-d8_nl', 'fcn_r50-d8_nl5', 'fcn_r50-d8_lr', 'fcn_lr50-d8',
+                  'fcn_lip_r50-d8'):
+        for data in DATA:
+            assert f'{model}_{data}.py' in names
 
 
-@pytest.mark.parametrize('path', SEG, ids=osp.basename)
+@pytest.mark.parametrize('path', V1C, ids=osp.basename)
 def test_backbone_is_mmseg_resnetv1c_d8(path):
     """Without its blocks, the config's backbone is mmseg's ResNetV1c-D8 of the mmseg base config: the same state-dict
     keys (so open-mmlab://resnet50_v1c loads) and the same outputs at output stride 8."""
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmseg' and cfg.model.pretrained == 'open-mmlab://resnet50_v1c'
     ours = cfg.model.backbone.copy()
-    ours.update(plugins=None, **NARROW)
+    ours.update(plugins=None, dcn=None, stage_with_dcn=(False, ) * 4, **NARROW)
     ref = dict(type='ResNetV1c', depth=50, num_stages=4, out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4),
                strides=(1, 2, 1, 1), norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, style='pytorch',
                contract_dilation=True, **NARROW)
@@ -72,7 +77,7 @@ def test_backbone_is_mmseg_resnetv1c_d8(path):
     ('nl5', NonLocalBlock, ['layer2.1.nonlocal_block', 'layer2.3.nonlocal_block', 'layer3.1.nonlocal_block',
                             'layer3.3.nonlocal_block', 'layer3.5.nonlocal_block']),
 ])
-@pytest.mark.parametrize('data', ('cityscapes-512x1024', 'ade20k-512x512'))
+@pytest.mark.parametrize('data', DATA)
 def test_config_placement(block, cls, names, data):
     cfg = _cfg(f'fcn_r50-d8_{block}_{data}.py')
     cfg.model.backbone.update(NARROW)
@@ -83,6 +88,60 @@ def test_config_placement(block, cls, names, data):
     for name in names:
         plugin = backbone.get_submodule(name)
         assert getattr(plugin, 'planes', getattr(plugin, 'inter_channels', None)) == plugin.in_channels // ratio
+
+
+@pytest.mark.parametrize('data', DATA)
+def test_local_relation_layer_replaces_conv2_in_c3_c5_with_the_stage_dilation(data):
+    cfg = _cfg(f'fcn_r50-d8_lr_{data}.py')
+    cfg.model.backbone.update(NARROW)
+    init_default_scope('mmseg')
+    backbone = MODELS.build(cfg.model.backbone)
+    assert type(backbone) is PluginResNet
+    for stage, dilation in zip((1, 2, 3, 4), (1, 1, 2, 4)):
+        for i, block in enumerate(getattr(backbone, f'layer{stage}')):
+            if stage == 1:
+                assert type(block.conv2) is torch.nn.Conv2d
+                continue
+            assert type(block.conv2) is LocalRelation2d and block.conv2.kernel_size == 7
+            # ResNetV1c-D8's contract_dilation: the first block of a dilated stage uses half the dilation
+            assert block.conv2.dilation == (dilation // 2 if i == 0 and dilation > 1 else dilation)
+    assert [o.shape[-1] for o in backbone(torch.randn(1, 3, 40, 40))] == [10, 5, 5, 5]
+
+
+@pytest.mark.parametrize('data', DATA)
+def test_lip_resnet_d8_downsamples_with_lip_and_loads_resnetv1c_weights(data):
+    cfg = _cfg(f'fcn_lip_r50-d8_{data}.py')
+    assert cfg.model.pretrained == 'open-mmlab://resnet50_v1c'
+    cfg.model.backbone.update(lip_width=16, **NARROW)
+    init_default_scope('mmseg')
+    backbone = MODELS.build(cfg.model.backbone)
+    assert type(backbone) is LIPResNet
+    # LIP where the network downsamples: the stem's pooling and c3's first block; c4, c5 are dilated, stride 1
+    assert isinstance(backbone.maxpool, LIP2d)
+    assert [name for name, m in backbone.named_modules() if isinstance(m, LIP2d)] == [
+        'maxpool', 'layer2.0.lip', 'layer2.0.downsample_lip']
+    assert [o.shape[-1] for o in backbone(torch.randn(1, 3, 40, 40))] == [10, 5, 5, 5]
+    # every weight of mmseg's ResNetV1c-50 (the base's pretrained checkpoint) has its place, but c3's strided 3x3
+    # conv, which LIP + a 1x1 conv replace
+    ref = MODELS.build(dict(type='ResNetV1c', depth=50, **NARROW)).state_dict()
+    ours = backbone.state_dict()
+    assert set(ref) <= set(ours)
+    assert [k for k in ref if ref[k].shape != ours[k].shape] == ['layer2.0.conv2.weight']
+
+
+@pytest.mark.parametrize('data', DATA)
+def test_lr_net_d8(data):
+    cfg = _cfg(f'fcn_lr50-d8_{data}.py')
+    assert cfg.model.pretrained is None  # no LR-Net checkpoint exists
+    cfg.model.backbone.update(NARROW)
+    init_default_scope('mmseg')
+    backbone = MODELS.build(cfg.model.backbone)
+    assert type(backbone) is LRNet
+    assert type(backbone.conv1.relation) is LocalRelation2d
+    for stage, dilation in zip((1, 2, 3, 4), (1, 1, 2, 4)):
+        for block in getattr(backbone, f'layer{stage}'):
+            assert type(block.conv2) is LocalRelation2d and block.conv2.dilation == dilation
+    assert [o.shape[-1] for o in backbone(torch.randn(1, 3, 40, 40))] == [10, 5, 5, 5]
 
 
 # ---- two plugins at one position, in a segmentor built under mmseg's scope ---------------------------------------
