@@ -74,6 +74,10 @@ def visualize_blocks(cfg, checkpoint, image_path, out_dir, points=None, alpha=0.
     meta = samples[0].metainfo
     geometry = ImageGeometry(image.shape[:2], meta['img_shape'], meta.get('pad_shape', meta['batch_input_shape']))
     points = list(points) if points else _default_points(image.shape[:2])
+    for y, x in points:  # checked here, whether or not the model has a block that uses them
+        if not (0 <= y < image.shape[0] and 0 <= x < image.shape[1]):
+            raise ValueError(f'point (y={y}, x={x}) lies outside the {image.shape[0]} x {image.shape[1]} image '
+                             f'{image_path}')
 
     with capture_block_inputs(blocks) as capture, torch.no_grad():
         model(inputs, samples, mode='tensor')
