@@ -8,5 +8,6 @@ from . import utils  # noqa: F401  (torch.load compatibility for mmengine checkp
 from . import ops  # noqa: F401
 from . import models  # noqa: F401
 from . import datasets  # noqa: F401
+from . import engine  # noqa: F401
 
 __all__ = ['__version__']

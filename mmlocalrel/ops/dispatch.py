@@ -43,13 +43,14 @@ def _warn_once(op, reason):
                   RuntimeWarning, stacklevel=3)
 
 
+@lru_cache(maxsize=None)
 def has_kernel(op, device_type):
     """Whether the compiled extension registered ``op`` for ``device_type`` ('cpu', 'cuda')."""
     ext, _ = load_extension()
-    if ext is None:
-        return False
     key = {'cpu': 'CPU', 'cuda': 'CUDA'}.get(device_type)
-    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(f'mmlocalrel::{op}', key)
+    if ext is None or key is None:
+        return False
+    return f'mmlocalrel::{op}' in torch._C._dispatch_get_registrations_for_dispatch_key(key)
 
 
 def use_kernel(op, tensor):

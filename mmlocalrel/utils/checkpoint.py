@@ -10,6 +10,7 @@ files you trust, exactly as before torch 2.6.
 import functools
 import os
 import threading
+import warnings
 
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -27,7 +28,10 @@ def _trusting(loader):
             old = os.environ.get(_ENV)
             os.environ[_ENV] = '1'
             try:
-                return loader(*args, **kwargs)
+                with warnings.catch_warnings():
+                    # torch announces the variable at each load; here it is deliberate, not a stray setting
+                    warnings.filterwarnings('ignore', message='Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+                    return loader(*args, **kwargs)
             finally:
                 if old is None:
                     del os.environ[_ENV]

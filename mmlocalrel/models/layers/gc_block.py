@@ -36,7 +36,9 @@ class GCBlock(nn.Module):
         fusion_types (Sequence[str]): non-empty subset of {'channel_add', 'channel_mul'}.
     """
 
-    _abbr_ = 'gc_block'
+    # mmcv's name for it: a ResNet plugin is named after _abbr_ (layer2.0.context_block.*), so mmdet's GCNet
+    # model-zoo checkpoints load into GCBlock plugins unchanged
+    _abbr_ = 'context_block'
 
     def __init__(self, in_channels, ratio, pooling_type='att', fusion_types=('channel_add', )):
         super().__init__()
