@@ -1,13 +1,17 @@
-// region_conv on the CPU at the cost of one convolution: the output pixels of each sample are sorted by region,
-// an im2col matrix is built directly in that order (rows = pixels, from an NHWC copy of x so that every
-// (pixel, tap) segment is one contiguous copy of C_in values), and each region's kernel multiplies only its own
-// rows (one GEMM per region through ATen's BLAS). Total multiply-adds: B * L * C_out * C_in * kh * kw, as a plain
-// convolution, whatever m is.
+// region_conv on the CPU at the cost of one convolution. The output pixels of each sample are sorted by region
+// (stable, so the order is deterministic); the sorted list is cut into chunks of at most kChunk pixels of one
+// region; for each chunk an im2col block is built (rows = pixels, columns = (tap, channel) from an NHWC copy of x, so
+// each (pixel, tap) segment is one contiguous copy of C_in values) and multiplied by that region's kernel only
+// (ATen's BLAS). The block stays in L2 between the copy and the GEMM. Total multiply-adds: B * L * C_out * C_in *
+// kh * kw, a plain convolution's, whatever m is.
 //
-// Backward: grad_kernels and grad_x are one GEMM-convolution each over the same sorted columns (col2im gathers,
-// deterministic). The guided-feature surrogate needs Y_t(p) for every region t at every pixel; that is m
-// convolutions' worth of multiply-adds, done as one GEMM per block of pixels against all m kernels stacked
-// (m*C_out, K), with the block's Y never leaving the cache.
+// Backward, chunk by chunk over the same blocks, everything staying in L2:
+//  - grad_kernels[t] += dL/dY_chunk^T @ block (one convolution in all);
+//  - grad_x: columns dL/dY_chunk @ W_t (one convolution), added into an NHWC accumulator tap by tap, threads
+//    splitting the channels (no atomics, a fixed order: deterministic);
+//  - the guide's surrogate dL/dF^_s(p) = <dL/dY(p), Y_s(p)> needs every region's response at every pixel: one GEMM
+//    per chunk against all m kernels stacked, Y = block @ W_all^T (n, m*C_out), then dots over C_out. That is m
+//    convolutions' multiply-adds, the one m-fold cost of the op, and only when the guide needs a gradient.
 //
 // The region_conv_direct_* ops loop over the per-element functions of ops/common/region_conv.h, exactly as the
 // CUDA kernels do: a test hook that checks the GPU's arithmetic on the CPU.
@@ -20,10 +24,19 @@
 #include <array>
 #include <cstring>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "common/region_conv.h"
 #include "common/region_conv_host.h"
+
+// The extension is compiled for the baseline x86-64 ISA; the few hand-written float loops get AVX2/AVX-512 clones
+// picked at load time (GCC ifunc), as ATen does for its own kernels.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define MMLOCALREL_ISA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MMLOCALREL_ISA_CLONES
+#endif
 
 namespace mmlocalrel {
 namespace region_conv {
@@ -32,43 +45,94 @@ namespace {
 // Loops split into chunks of about this many element operations (ATen's own grain): small problems run inline
 // instead of waking threads for microseconds of work.
 constexpr int64_t kGrain = 32768;
-inline int64_t grain(int64_t work_per_item) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(1, work_per_item)); }
+inline int64_t grain(int64_t work_per_item) {
+  return std::max<int64_t>(1, kGrain / std::max<int64_t>(1, work_per_item));
+}
 
-// Pixels per block in the guide-gradient GEMMs: Y for a block is (m*C_out, kGuideBlock), small enough for L2.
-constexpr int64_t kGuideBlock = 128;
+// Pixels per chunk: a (kChunk, K) im2col block is 590 KB at K = 576 (64 channels, 3x3), within L2.
+constexpr int64_t kChunk = 256;
 
-// <a, b> over n values with independent partial sums, so the compiler can vectorise it (a single accumulator
-// is a serial dependency chain: several times slower on these lengths).
-template <typename scalar_t>
-acc_t<scalar_t> dot_product(const scalar_t* a, const scalar_t* b, int64_t n) {
-  using acc = acc_t<scalar_t>;
-  constexpr int64_t kLanes = 16;
-  acc part[kLanes] = {};
+MMLOCALREL_ISA_CLONES float dot_f32(const float* a, const float* b, int64_t n) {
+  float part[16] = {};  // independent partial sums: vectorisable, no serial dependency chain
   int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) {
-    for (int64_t u = 0; u < kLanes; ++u) part[u] += static_cast<acc>(a[k + u]) * static_cast<acc>(b[k + u]);
+  for (; k + 16 <= n; k += 16) {
+    for (int u = 0; u < 16; ++u) part[u] += a[k + u] * b[k + u];
   }
-  acc sum = acc(0);
-  for (; k < n; ++k) sum += static_cast<acc>(a[k]) * static_cast<acc>(b[k]);
-  for (int64_t u = 0; u < kLanes; ++u) sum += part[u];
+  float sum = 0.f;
+  for (; k < n; ++k) sum += a[k] * b[k];
+  for (int u = 0; u < 16; ++u) sum += part[u];
   return sum;
 }
 
-// cols (L, K) in region-sorted pixel order, K laid out (tap, channel) to match the NHWC input xt_b (H, W, C).
+MMLOCALREL_ISA_CLONES void accumulate_f32(float* acc, const float* src, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) acc[k] += src[k];
+}
+
 template <typename scalar_t>
-void im2col_sorted(const scalar_t* xt_b, const int64_t* perm_b, scalar_t* cols, const Geometry& g) {
+acc_t<scalar_t> dot_product(const scalar_t* a, const scalar_t* b, int64_t n) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return dot_f32(a, b, n);
+  } else {
+    using acc = acc_t<scalar_t>;
+    acc part[8] = {};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+      for (int u = 0; u < 8; ++u) part[u] += static_cast<acc>(a[k + u]) * static_cast<acc>(b[k + u]);
+    }
+    acc sum = acc(0);
+    for (; k < n; ++k) sum += static_cast<acc>(a[k]) * static_cast<acc>(b[k]);
+    for (int u = 0; u < 8; ++u) sum += part[u];
+    return sum;
+  }
+}
+
+template <typename scalar_t>
+void accumulate(acc_t<scalar_t>* acc, const scalar_t* src, int64_t n) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    accumulate_f32(acc, src, n);
+  } else {
+    for (int64_t k = 0; k < n; ++k) acc[k] += static_cast<acc_t<scalar_t>>(src[k]);
+  }
+}
+
+// (rows, C, taps) <-> (rows, taps, C): the kernels' layout (C_in, kh, kw) against the im2col column order.
+template <typename scalar_t>
+void transpose_taps(const scalar_t* src, scalar_t* dst, int64_t rows, int64_t C, int64_t taps, bool to_taps_major) {
+  const int64_t K = C * taps;
+  at::parallel_for(0, rows, grain(K), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const scalar_t* s = src + r * K;
+      scalar_t* d = dst + r * K;
+      for (int64_t c = 0; c < C; ++c) {
+        for (int64_t k = 0; k < taps; ++k) {
+          if (to_taps_major) {
+            d[k * C + c] = s[c * taps + k];
+          } else {
+            d[c * taps + k] = s[k * C + c];
+          }
+        }
+      }
+    }
+  });
+}
+
+// im2col rows for n sorted pixels (pixels[0..n)), into rows (n, K), K laid out (tap, channel) to match the NHWC
+// input xt_b (H, W, C).
+template <typename scalar_t>
+void im2col_rows(const scalar_t* xt_b, const int64_t* pixels, int64_t n, scalar_t* rows, const Geometry& g) {
   const int64_t K = g.K();
-  at::parallel_for(0, g.L(), grain(g.K()), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, n, grain(K), [&](int64_t begin, int64_t end) {
     for (int64_t q = begin; q < end; ++q) {
-      const int64_t p = perm_b[q];
+      const int64_t p = pixels[q];
       const int64_t oh = p / g.Wo, ow = p % g.Wo;
-      scalar_t* row = cols + q * K;
+      scalar_t* row = rows + q * K;
       for (int64_t i = 0; i < g.kh; ++i) {
         const int64_t ih = input_coord(oh, i, g.sh, g.ph, g.dh);
+        const bool row_in = in_bounds(ih, g.H);
         for (int64_t j = 0; j < g.kw; ++j) {
           const int64_t iw = input_coord(ow, j, g.sw, g.pw, g.dw);
           scalar_t* dst = row + (i * g.kw + j) * g.C;
-          if (in_bounds(ih, g.H) && in_bounds(iw, g.W)) {
+          if (row_in && in_bounds(iw, g.W)) {
             std::memcpy(dst, xt_b + (ih * g.W + iw) * g.C, g.C * sizeof(scalar_t));
           } else {
             std::fill(dst, dst + g.C, scalar_t(0));
@@ -79,33 +143,28 @@ void im2col_sorted(const scalar_t* xt_b, const int64_t* perm_b, scalar_t* cols, 
   });
 }
 
-// grad_xt_b (H, W, C) from gcols (L, K) in sorted order: every input value gathers the taps that read it.
+// gxt_b (H, W, C) += the taps of n grad_x columns (n, K) of sorted pixels, threads splitting the channels.
 template <typename scalar_t>
-void col2im_sorted(const scalar_t* gcols, const int64_t* invperm_b, scalar_t* gxt_b, const Geometry& g) {
-  using acc = acc_t<scalar_t>;
+void col2im_add(const scalar_t* gcols, const int64_t* pixels, int64_t n, acc_t<scalar_t>* gxt_b, const Geometry& g) {
   const int64_t K = g.K();
-  at::parallel_for(0, g.H * g.W, grain(g.K()), [&](int64_t begin, int64_t end) {
-    std::vector<acc> buf(g.C);
-    for (int64_t s = begin; s < end; ++s) {
-      const int64_t ih = s / g.W, iw = s % g.W;
-      std::fill(buf.begin(), buf.end(), acc(0));
+  at::parallel_for(0, g.C, std::max<int64_t>(16, grain(n * K)), [&](int64_t c0, int64_t c1) {
+    for (int64_t q = 0; q < n; ++q) {
+      const int64_t p = pixels[q];
+      const int64_t oh = p / g.Wo, ow = p % g.Wo;
       for (int64_t i = 0; i < g.kh; ++i) {
-        int64_t oh;
-        if (!output_coord(ih, i, g.sh, g.ph, g.dh, g.Ho, &oh)) continue;
+        const int64_t ih = input_coord(oh, i, g.sh, g.ph, g.dh);
+        if (!in_bounds(ih, g.H)) continue;
         for (int64_t j = 0; j < g.kw; ++j) {
-          int64_t ow;
-          if (!output_coord(iw, j, g.sw, g.pw, g.dw, g.Wo, &ow)) continue;
-          const scalar_t* src = gcols + invperm_b[oh * g.Wo + ow] * K + (i * g.kw + j) * g.C;
-          for (int64_t c = 0; c < g.C; ++c) buf[c] += static_cast<acc>(src[c]);
+          const int64_t iw = input_coord(ow, j, g.sw, g.pw, g.dw);
+          if (!in_bounds(iw, g.W)) continue;
+          accumulate(gxt_b + (ih * g.W + iw) * g.C + c0, gcols + q * K + (i * g.kw + j) * g.C + c0, c1 - c0);
         }
       }
-      scalar_t* dst = gxt_b + s * g.C;
-      for (int64_t c = 0; c < g.C; ++c) dst[c] = static_cast<scalar_t>(buf[c]);
     }
   });
 }
 
-// dst[r, perm[q]] = src[r, q]: back from sorted order.
+// dst[r, perm[q]] = src[r, q] (rows x L): back from sorted order.
 template <typename scalar_t>
 void scatter_columns(const scalar_t* src, const int64_t* perm_b, scalar_t* dst, int64_t rows, int64_t L) {
   at::parallel_for(0, rows, grain(L), [&](int64_t begin, int64_t end) {
@@ -130,7 +189,7 @@ void gather_transposed(const scalar_t* src, const int64_t* perm_b, scalar_t* dst
 }
 
 // Operands shared by forward and backward: NHWC input, kernels as (B, m, Co, K) with K = (tap, channel), the
-// region sort (perm, and offsets on the host).
+// region sort (perm, and offsets read on the host).
 struct Prepared {
   at::Tensor xt, wr, perm, offsets;
 };
@@ -139,20 +198,35 @@ Prepared prepare(const at::Tensor& x, const at::Tensor& kernels, const at::Tenso
   check_mask_range(mask, g.m);
   Prepared prep;
   prep.xt = x.permute({0, 2, 3, 1}).contiguous();
-  prep.wr = kernels.permute({0, 1, 2, 4, 5, 3}).contiguous().view({g.B, g.m, g.Co, g.K()});
+  const auto k = kernels.contiguous();
+  prep.wr = at::empty({g.B, g.m, g.Co, g.K()}, k.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, k.scalar_type(), "region_conv_prepare", [&] {
+    transpose_taps<scalar_t>(k.data_ptr<scalar_t>(), prep.wr.data_ptr<scalar_t>(), g.B * g.m * g.Co, g.C, g.taps(),
+                             true);
+  });
   std::tie(prep.perm, prep.offsets) = sort_regions(mask.contiguous(), g.m);
   return prep;
 }
 
+// Calls fn(t, q0, n) for every chunk of at most kChunk sorted pixels of one region (offsets_b: m + 1 bounds).
+template <typename F>
+void for_each_chunk(const int64_t* offsets_b, int64_t m, const F& fn) {
+  for (int64_t t = 0; t < m; ++t) {
+    for (int64_t q0 = offsets_b[t]; q0 < offsets_b[t + 1]; q0 += kChunk) {
+      fn(t, q0, std::min(kChunk, offsets_b[t + 1] - q0));
+    }
+  }
+}
+
 // Samples run in parallel (each on one thread, its GEMMs single-threaded) when there are at least as many as
-// threads: no synchronisation inside a sample. Otherwise samples run one after the other and the loops and GEMMs
-// inside each use all threads.
+// threads and each has enough work: no synchronisation inside a sample. Otherwise samples run one after the other
+// and the loops and GEMMs inside each use all threads.
 template <typename F>
 void for_each_sample(const Geometry& g, const F& fn) {
   const int64_t threads = at::get_num_threads();
   if (threads > 1 && g.B >= threads && g.L() * g.K() * g.Co >= kGrain * 16) {
     at::parallel_for(0, g.B, 1, [&](int64_t begin, int64_t end) {
-      at::NoGradGuard no_grad;  // grad mode is thread-local: worker threads must not build graphs either
+      at::NoGradGuard no_grad;  // grad mode is thread-local: worker threads must not record either
       fn(begin, end);
     });
   } else {
@@ -163,62 +237,27 @@ void for_each_sample(const Geometry& g, const F& fn) {
 at::Tensor region_conv_forward_cpu(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& mask,
                                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const Geometry g = make_geometry(x, kernels, mask, stride, padding, dilation);
-  at::NoGradGuard no_grad;  // internal ATen calls (mm_out) on views of inputs that may require grad
+  at::NoGradGuard no_grad;  // internal ATen calls (mm_out) take views of inputs that may require grad
   const Prepared prep = prepare(x, kernels, mask, g);
   auto out = at::empty({g.B, g.Co, g.Ho, g.Wo}, x.options());
-  const auto off = prep.offsets.accessor<int64_t, 2>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "region_conv_forward_cpu", [&] {
     for_each_sample(g, [&](int64_t b_begin, int64_t b_end) {
-      auto cols = at::empty({g.L(), g.K()}, x.options());
+      auto block = at::empty({std::min(kChunk, g.L()), g.K()}, x.options());
       auto outs = at::empty({g.Co, g.L()}, x.options());  // output columns in sorted order
       for (int64_t b = b_begin; b < b_end; ++b) {
         const int64_t* perm_b = prep.perm.data_ptr<int64_t>() + b * g.L();
-        im2col_sorted<scalar_t>(prep.xt.data_ptr<scalar_t>() + b * g.H * g.W * g.C, perm_b,
-                                cols.data_ptr<scalar_t>(), g);
-        for (int64_t t = 0; t < g.m; ++t) {
-          const int64_t begin = off[b][t], n = off[b][t + 1] - begin;
-          if (n == 0) continue;
-          auto dst = outs.narrow(1, begin, n);
-          at::mm_out(dst, prep.wr[b][t], cols.narrow(0, begin, n).t());
-        }
-        scatter_columns<scalar_t>(outs.data_ptr<scalar_t>(), perm_b,
-                                  out.data_ptr<scalar_t>() + b * g.Co * g.L(), g.Co, g.L());
+        const scalar_t* xt_b = prep.xt.data_ptr<scalar_t>() + b * g.H * g.W * g.C;
+        for_each_chunk(prep.offsets.data_ptr<int64_t>() + b * (g.m + 1), g.m, [&](int64_t t, int64_t q0, int64_t n) {
+          im2col_rows<scalar_t>(xt_b, perm_b + q0, n, block.data_ptr<scalar_t>(), g);
+          auto dst = outs.narrow(1, q0, n);
+          at::mm_out(dst, prep.wr[b][t], block.narrow(0, 0, n).t());
+        });
+        scatter_columns<scalar_t>(outs.data_ptr<scalar_t>(), perm_b, out.data_ptr<scalar_t>() + b * g.Co * g.L(),
+                                  g.Co, g.L());
       }
     });
   });
   return out;
-}
-
-// Guide surrogate (and, on the way, the grad_x columns): per block of sorted pixels and per region t,
-// G = gyT_block (n, Co) @ W_t (Co, K) holds W_t^T dL/dY for every pixel of the block; its row-wise dot with the
-// block's im2col rows is dL/dF^_t(p) = <dL/dY(p), W_t col(p)>, and its rows for the block's pixels of region t
-// are exactly their grad_x columns. m GEMMs of a convolution's size in all, the grad_x GEMM included.
-template <typename scalar_t>
-void guide_sample(const scalar_t* cols, const scalar_t* gyT, const at::Tensor& wr_b, const int64_t* perm_b,
-                  const int64_t* off_b, scalar_t* gg_b, scalar_t* gcols, const Geometry& g) {
-  const int64_t L = g.L(), K = g.K();
-  const int64_t blocks = (L + kGuideBlock - 1) / kGuideBlock;
-  const auto opts = wr_b.options();
-  const auto gyT_t = at::from_blob(const_cast<scalar_t*>(gyT), {L, g.Co}, opts);
-  at::parallel_for(0, blocks, grain(kGuideBlock * g.m * g.Co * K), [&](int64_t blk_begin, int64_t blk_end) {
-    at::NoGradGuard no_grad;
-    auto G = at::empty({kGuideBlock, K}, opts);
-    for (int64_t blk = blk_begin; blk < blk_end; ++blk) {
-      const int64_t q0 = blk * kGuideBlock, n = std::min(kGuideBlock, L - q0);
-      auto Gn = G.narrow(0, 0, n);
-      for (int64_t t = 0; t < g.m; ++t) {
-        at::mm_out(Gn, gyT_t.narrow(0, q0, n), wr_b[t]);
-        const scalar_t* gp = G.data_ptr<scalar_t>();
-        for (int64_t q = 0; q < n; ++q) {
-          gg_b[t * L + perm_b[q0 + q]] = static_cast<scalar_t>(dot_product(gp + q * K, cols + (q0 + q) * K, K));
-        }
-        if (gcols != nullptr) {  // rows of this block that belong to region t
-          const int64_t r0 = std::max(q0, off_b[t]), r1 = std::min(q0 + n, off_b[t + 1]);
-          if (r1 > r0) std::memcpy(gcols + r0 * K, gp + (r0 - q0) * K, (r1 - r0) * K * sizeof(scalar_t));
-        }
-      }
-    }
-  });
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> region_conv_backward_cpu(
@@ -235,58 +274,78 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> region_conv_backward_cpu(
   at::NoGradGuard no_grad;
   const Prepared prep = prepare(x, kernels, mask, g);
   const auto gy = grad_out.contiguous().to(x.scalar_type());
-  const auto off = prep.offsets.accessor<int64_t, 2>();
-  at::Tensor gxt, gkr, invperm;
-  if (need_x) {
-    gxt = at::empty({g.B, g.H, g.W, g.C}, x.options());
-    invperm = at::empty_like(prep.perm);
-    invperm.scatter_(1, prep.perm, at::arange(g.L(), prep.perm.options()).expand({g.B, g.L()}));
-  }
+  // grad_x accumulates in acc_t (fp32 for fp16/bf16 inputs)
+  const auto acc_dtype = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor gxt, gkr;
+  if (need_x) gxt = at::zeros({g.B, g.H, g.W, g.C}, x.options().dtype(acc_dtype));
   if (need_k) gkr = at::empty({g.B, g.m, g.Co, g.K()}, x.options());
   if (need_guide) grad_guide = at::empty({g.B, g.m, g.Ho, g.Wo}, x.options());
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "region_conv_backward_cpu", [&] {
+    using acc = acc_t<scalar_t>;
     for_each_sample(g, [&](int64_t b_begin, int64_t b_end) {
-      auto cols = at::empty({g.L(), g.K()}, x.options());
+      const int64_t rows = std::min(kChunk, g.L());
+      auto block = at::empty({rows, g.K()}, x.options());
       auto gyT = at::empty({g.L(), g.Co}, x.options());  // grad_out rows in sorted order
-      at::Tensor gcols;
-      if (need_x) gcols = at::empty({g.L(), g.K()}, x.options());
+      at::Tensor gcols, Y;
+      if (need_x) gcols = at::empty({rows, g.K()}, x.options());
+      if (need_guide) Y = at::empty({rows, g.m * g.Co}, x.options());
       for (int64_t b = b_begin; b < b_end; ++b) {
         const int64_t* perm_b = prep.perm.data_ptr<int64_t>() + b * g.L();
-        im2col_sorted<scalar_t>(prep.xt.data_ptr<scalar_t>() + b * g.H * g.W * g.C, perm_b,
-                                cols.data_ptr<scalar_t>(), g);
+        const int64_t* off_b = prep.offsets.data_ptr<int64_t>() + b * (g.m + 1);
+        const scalar_t* xt_b = prep.xt.data_ptr<scalar_t>() + b * g.H * g.W * g.C;
         gather_transposed<scalar_t>(gy.data_ptr<scalar_t>() + b * g.Co * g.L(), perm_b, gyT.data_ptr<scalar_t>(),
                                     g.Co, g.L());
-        for (int64_t t = 0; t < g.m; ++t) {
-          const int64_t begin = off[b][t], n = off[b][t + 1] - begin;
+        if (need_k) {
+          for (int64_t t = 0; t < g.m; ++t) {
+            if (off_b[t] == off_b[t + 1]) gkr[b][t].zero_();  // a region without pixels
+          }
+        }
+        for_each_chunk(off_b, g.m, [&](int64_t t, int64_t q0, int64_t n) {
+          im2col_rows<scalar_t>(xt_b, perm_b + q0, n, block.data_ptr<scalar_t>(), g);
+          const auto rows_n = block.narrow(0, 0, n);
+          const auto gy_n = gyT.narrow(0, q0, n);  // (n, Co)
           if (need_k) {
             auto dst = gkr[b][t];
-            if (n == 0) {
-              dst.zero_();
+            if (q0 == off_b[t]) {
+              at::mm_out(dst, gy_n.t(), rows_n);
             } else {
-              at::mm_out(dst, gyT.narrow(0, begin, n).t(), cols.narrow(0, begin, n));
+              dst.addmm_(gy_n.t(), rows_n);
             }
           }
-          if (need_x && !need_guide && n > 0) {
-            auto dst = gcols.narrow(0, begin, n);
-            at::mm_out(dst, gyT.narrow(0, begin, n), prep.wr[b][t]);
+          if (need_x) {
+            auto dst = gcols.narrow(0, 0, n);
+            at::mm_out(dst, gy_n, prep.wr[b][t]);
+            col2im_add<scalar_t>(gcols.data_ptr<scalar_t>(), perm_b + q0, n,
+                                 gxt.data_ptr<acc>() + b * g.H * g.W * g.C, g);
           }
-        }
-        if (need_guide) {
-          guide_sample<scalar_t>(cols.data_ptr<scalar_t>(), gyT.data_ptr<scalar_t>(), prep.wr[b], perm_b,
-                                 prep.offsets.data_ptr<int64_t>() + b * (g.m + 1), grad_guide.data_ptr<scalar_t>() + b * g.m * g.L(),
-                                 need_x ? gcols.data_ptr<scalar_t>() : nullptr, g);
-        }
-        if (need_x) {
-          col2im_sorted<scalar_t>(gcols.data_ptr<scalar_t>(), invperm.data_ptr<int64_t>() + b * g.L(),
-                                  gxt.data_ptr<scalar_t>() + b * g.H * g.W * g.C, g);
-        }
+          if (need_guide) {
+            auto y = Y.narrow(0, 0, n);  // (n, m*Co): every region's response at the chunk's pixels
+            at::mm_out(y, rows_n, prep.wr[b].view({g.m * g.Co, g.K()}).t());
+            const scalar_t* yp = Y.data_ptr<scalar_t>();
+            const scalar_t* gp = gyT.data_ptr<scalar_t>() + q0 * g.Co;
+            scalar_t* gg_b = grad_guide.data_ptr<scalar_t>() + b * g.m * g.L();
+            at::parallel_for(0, n, grain(g.m * g.Co), [&](int64_t begin, int64_t end) {
+              for (int64_t q = begin; q < end; ++q) {
+                const int64_t p = perm_b[q0 + q];
+                for (int64_t s = 0; s < g.m; ++s) {
+                  gg_b[s * g.L() + p] = static_cast<scalar_t>(
+                      dot_product(yp + (q * g.m + s) * g.Co, gp + q * g.Co, g.Co));
+                }
+              }
+            });
+          }
+        });
       }
     });
   });
-  if (need_x) grad_x = gxt.permute({0, 3, 1, 2}).contiguous();
+  if (need_x) grad_x = gxt.permute({0, 3, 1, 2}).to(x.scalar_type()).contiguous();
   if (need_k) {
-    grad_kernels = gkr.view({g.B, g.m, g.Co, g.kh, g.kw, g.C}).permute({0, 1, 2, 5, 3, 4}).contiguous();
+    grad_kernels = at::empty_like(kernels, at::MemoryFormat::Contiguous);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "region_conv_grad_kernels", [&] {
+      transpose_taps<scalar_t>(gkr.data_ptr<scalar_t>(), grad_kernels.data_ptr<scalar_t>(), g.B * g.m * g.Co, g.C,
+                               g.taps(), false);
+    });
   }
   return {grad_x, grad_kernels, grad_guide};
 }
