@@ -6,8 +6,10 @@
 // grad_kernels one convolution (each kernel element sums over its region's pixels only, listed by a stable sort of
 // the mask); the guide's surrogate m convolutions (every region's response at every pixel, as the paper's
 // gradient needs). Direct kernels, not tiled GEMMs: simple enough to be right without a GPU to test on.
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>

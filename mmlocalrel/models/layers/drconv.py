@@ -13,7 +13,7 @@ from the input sample:
 Filter generator, ``generator='modulated'`` (default) versus ``'full'``:
     'full' is the form of the official and third-party code: the grouped 1x1 conv emits every kernel entry,
     m*C_out*C_in channels from m*m hidden ones, i.e. m^2*C_in*C_out weights (4.19M at 256->256, m=8, plus 0.52M of
-    bias, against 0.59M for the 3x3 conv it replaces; ~80M for ResNet-50 c3-c5).
+    bias, against 0.59M for the 3x3 conv it replaces; +78.9M over ResNet-50's c3-c5).
     'modulated' keeps the paper's pipeline (pool -> 1x1 -> sigmoid -> grouped 1x1, groups=m, m*m hidden units)
     but the grouped conv emits, per region, per output channel and per tap, a modulation of one learned base kernel
     W (C_out, C_in, k, k): kernels[b, t, o, :, i, j] = W[o, :, i, j] * (1 + D[b, t, o, i, j]). That is 0.62M
