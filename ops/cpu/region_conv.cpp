@@ -164,18 +164,6 @@ void col2im_add(const scalar_t* gcols, const int64_t* pixels, int64_t n, acc_t<s
   });
 }
 
-// dst[r, perm[q]] = src[r, q] (rows x L): back from sorted order.
-template <typename scalar_t>
-void scatter_columns(const scalar_t* src, const int64_t* perm_b, scalar_t* dst, int64_t rows, int64_t L) {
-  at::parallel_for(0, rows, grain(L), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const scalar_t* s = src + r * L;
-      scalar_t* d = dst + r * L;
-      for (int64_t q = 0; q < L; ++q) d[perm_b[q]] = s[q];
-    }
-  });
-}
-
 // dst (L, Co) = src (Co, L) transposed into sorted order: dst[q, co] = src[co, perm[q]].
 template <typename scalar_t>
 void gather_transposed(const scalar_t* src, const int64_t* perm_b, scalar_t* dst, int64_t Co, int64_t L) {
@@ -240,20 +228,39 @@ at::Tensor region_conv_forward_cpu(const at::Tensor& x, const at::Tensor& kernel
   at::NoGradGuard no_grad;  // internal ATen calls (mm_out) take views of inputs that may require grad
   const Prepared prep = prepare(x, kernels, mask, g);
   auto out = at::empty({g.B, g.Co, g.Ho, g.Wo}, x.options());
+  // Chunks of all samples are independent (each writes its own output columns): threads take whole chunks, one
+  // single-threaded GEMM each, one parallel region for the whole batch.
+  struct Chunk {
+    int64_t b, t, q0, n;
+  };
+  std::vector<Chunk> chunks;
+  for (int64_t b = 0; b < g.B; ++b) {
+    for_each_chunk(prep.offsets.data_ptr<int64_t>() + b * (g.m + 1), g.m,
+                   [&](int64_t t, int64_t q0, int64_t n) { chunks.push_back({b, t, q0, n}); });
+  }
+  auto outs = at::empty({g.B, g.Co, g.L()}, x.options());  // output columns in sorted order
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "region_conv_forward_cpu", [&] {
-    for_each_sample(g, [&](int64_t b_begin, int64_t b_end) {
+    const int64_t n_chunks = static_cast<int64_t>(chunks.size());
+    at::parallel_for(0, n_chunks, grain(kChunk * g.K() * g.Co), [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;  // grad mode is thread-local: worker threads must not record either
       auto block = at::empty({std::min(kChunk, g.L()), g.K()}, x.options());
-      auto outs = at::empty({g.Co, g.L()}, x.options());  // output columns in sorted order
-      for (int64_t b = b_begin; b < b_end; ++b) {
-        const int64_t* perm_b = prep.perm.data_ptr<int64_t>() + b * g.L();
-        const scalar_t* xt_b = prep.xt.data_ptr<scalar_t>() + b * g.H * g.W * g.C;
-        for_each_chunk(prep.offsets.data_ptr<int64_t>() + b * (g.m + 1), g.m, [&](int64_t t, int64_t q0, int64_t n) {
-          im2col_rows<scalar_t>(xt_b, perm_b + q0, n, block.data_ptr<scalar_t>(), g);
-          auto dst = outs.narrow(1, q0, n);
-          at::mm_out(dst, prep.wr[b][t], block.narrow(0, 0, n).t());
-        });
-        scatter_columns<scalar_t>(outs.data_ptr<scalar_t>(), perm_b, out.data_ptr<scalar_t>() + b * g.Co * g.L(),
-                                  g.Co, g.L());
+      for (int64_t i = begin; i < end; ++i) {
+        const Chunk& c = chunks[i];
+        im2col_rows<scalar_t>(prep.xt.data_ptr<scalar_t>() + c.b * g.H * g.W * g.C,
+                              prep.perm.data_ptr<int64_t>() + c.b * g.L() + c.q0, c.n, block.data_ptr<scalar_t>(), g);
+        auto dst = outs[c.b].narrow(1, c.q0, c.n);
+        at::mm_out(dst, prep.wr[c.b][c.t], block.narrow(0, 0, c.n).t());
+      }
+    });
+    const scalar_t* src = outs.data_ptr<scalar_t>();
+    scalar_t* dst = out.data_ptr<scalar_t>();
+    const int64_t* perm = prep.perm.data_ptr<int64_t>();
+    at::parallel_for(0, g.B * g.Co, grain(g.L()), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t* perm_b = perm + (r / g.Co) * g.L();
+        const scalar_t* s = src + r * g.L();
+        scalar_t* d = dst + r * g.L();
+        for (int64_t q = 0; q < g.L(); ++q) d[perm_b[q]] = s[q];
       }
     });
   });
