@@ -176,22 +176,29 @@ void gather_transposed(const scalar_t* src, const int64_t* perm_b, scalar_t* dst
   });
 }
 
-// Operands shared by forward and backward: NHWC input, kernels as (B, m, Co, K) with K = (tap, channel), the
-// region sort (perm, and offsets read on the host).
+// Operands shared by forward and backward: NHWC input, the kernels with K = (tap, channel), the region sort
+// (perm, and offsets read on the host). Backward uses the kernels as wr (B, m, Co, K); forward as wt (B, m, K, Co),
+// so that its GEMM is block (n, K) @ wt (K, Co), the faster orientation for C_out ~ 64 (M = C_out is too thin for
+// the BLAS's blocking).
 struct Prepared {
-  at::Tensor xt, wr, perm, offsets;
+  at::Tensor xt, wr, wt, perm, offsets;
 };
 
-Prepared prepare(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& mask, const Geometry& g) {
+Prepared prepare(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& mask, const Geometry& g,
+                 bool for_forward) {
   check_mask_range(mask, g.m);
   Prepared prep;
   prep.xt = x.permute({0, 2, 3, 1}).contiguous();
   const auto k = kernels.contiguous();
-  prep.wr = at::empty({g.B, g.m, g.Co, g.K()}, k.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, k.scalar_type(), "region_conv_prepare", [&] {
-    transpose_taps<scalar_t>(k.data_ptr<scalar_t>(), prep.wr.data_ptr<scalar_t>(), g.B * g.m * g.Co, g.C, g.taps(),
-                             true);
-  });
+  if (for_forward) {
+    prep.wt = k.permute({0, 1, 4, 5, 3, 2}).contiguous().view({g.B, g.m, g.K(), g.Co});
+  } else {
+    prep.wr = at::empty({g.B, g.m, g.Co, g.K()}, k.options());
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, k.scalar_type(), "region_conv_prepare", [&] {
+      transpose_taps<scalar_t>(k.data_ptr<scalar_t>(), prep.wr.data_ptr<scalar_t>(), g.B * g.m * g.Co, g.C,
+                               g.taps(), true);
+    });
+  }
   std::tie(prep.perm, prep.offsets) = sort_regions(mask.contiguous(), g.m);
   return prep;
 }
@@ -226,7 +233,7 @@ at::Tensor region_conv_forward_cpu(const at::Tensor& x, const at::Tensor& kernel
                                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const Geometry g = make_geometry(x, kernels, mask, stride, padding, dilation);
   at::NoGradGuard no_grad;  // internal ATen calls (mm_out) take views of inputs that may require grad
-  const Prepared prep = prepare(x, kernels, mask, g);
+  const Prepared prep = prepare(x, kernels, mask, g, /*for_forward=*/true);
   auto out = at::empty({g.B, g.Co, g.Ho, g.Wo}, x.options());
   // Chunks of all samples are independent (each writes its own output columns): threads take whole chunks, one
   // single-threaded GEMM each, one parallel region for the whole batch.
@@ -238,7 +245,7 @@ at::Tensor region_conv_forward_cpu(const at::Tensor& x, const at::Tensor& kernel
     for_each_chunk(prep.offsets.data_ptr<int64_t>() + b * (g.m + 1), g.m,
                    [&](int64_t t, int64_t q0, int64_t n) { chunks.push_back({b, t, q0, n}); });
   }
-  auto outs = at::empty({g.B, g.Co, g.L()}, x.options());  // output columns in sorted order
+  auto outs = at::empty({g.B, g.L(), g.Co}, x.options());  // output rows in sorted pixel order
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "region_conv_forward_cpu", [&] {
     const int64_t n_chunks = static_cast<int64_t>(chunks.size());
     at::parallel_for(0, n_chunks, grain(kChunk * g.K() * g.Co), [&](int64_t begin, int64_t end) {
@@ -248,19 +255,25 @@ at::Tensor region_conv_forward_cpu(const at::Tensor& x, const at::Tensor& kernel
         const Chunk& c = chunks[i];
         im2col_rows<scalar_t>(prep.xt.data_ptr<scalar_t>() + c.b * g.H * g.W * g.C,
                               prep.perm.data_ptr<int64_t>() + c.b * g.L() + c.q0, c.n, block.data_ptr<scalar_t>(), g);
-        auto dst = outs[c.b].narrow(1, c.q0, c.n);
-        at::mm_out(dst, prep.wr[c.b][c.t], block.narrow(0, 0, c.n).t());
+        auto dst = outs[c.b].narrow(0, c.q0, c.n);
+        at::mm_out(dst, block.narrow(0, 0, c.n), prep.wt[c.b][c.t]);
       }
     });
+    // out[b, co, perm[q]] = outs[b, q, co], in tiles of pixels so that reads and writes stay in cache
+    constexpr int64_t kTile = 64;
+    const int64_t tiles = (g.L() + kTile - 1) / kTile;
     const scalar_t* src = outs.data_ptr<scalar_t>();
     scalar_t* dst = out.data_ptr<scalar_t>();
     const int64_t* perm = prep.perm.data_ptr<int64_t>();
-    at::parallel_for(0, g.B * g.Co, grain(g.L()), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, g.B * tiles, grain(kTile * g.Co), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        const int64_t* perm_b = perm + (r / g.Co) * g.L();
-        const scalar_t* s = src + r * g.L();
-        scalar_t* d = dst + r * g.L();
-        for (int64_t q = 0; q < g.L(); ++q) d[perm_b[q]] = s[q];
+        const int64_t b = r / tiles, q0 = (r % tiles) * kTile, q1 = std::min(q0 + kTile, g.L());
+        const int64_t* perm_b = perm + b * g.L();
+        const scalar_t* s = src + b * g.L() * g.Co;
+        scalar_t* d = dst + b * g.Co * g.L();
+        for (int64_t co = 0; co < g.Co; ++co) {
+          for (int64_t q = q0; q < q1; ++q) d[co * g.L() + perm_b[q]] = s[q * g.Co + co];
+        }
       }
     });
   });
@@ -279,7 +292,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> region_conv_backward_cpu(
   at::Tensor grad_x, grad_kernels, grad_guide;
   if (!(need_x || need_k || need_guide)) return {grad_x, grad_kernels, grad_guide};
   at::NoGradGuard no_grad;
-  const Prepared prep = prepare(x, kernels, mask, g);
+  const Prepared prep = prepare(x, kernels, mask, g, /*for_forward=*/false);
   const auto gy = grad_out.contiguous().to(x.scalar_type());
   // grad_x accumulates in acc_t (fp32 for fp16/bf16 inputs)
   const auto acc_dtype = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
