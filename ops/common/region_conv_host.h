@@ -65,7 +65,7 @@ inline void check_mask_range(const at::Tensor& mask, int64_t m) {
 // Pixels of each sample grouped by region: perm (B, L) lists region 0's pixels, then region 1's, ... each in raster
 // order (stable sort, so results are deterministic); offsets (B, m + 1) delimits them.
 inline std::tuple<at::Tensor, at::Tensor> sort_regions(const at::Tensor& mask, int64_t m) {
-  const auto flat = mask.reshape({mask.size(0), -1});
+  const auto flat = mask.reshape({mask.size(0), mask.size(1) * mask.size(2)});
   const auto sorted = at::sort(flat, /*stable=*/true, /*dim=*/1, /*descending=*/false);
   const auto bounds = at::arange(m + 1, flat.options()).unsqueeze(0).expand({flat.size(0), m + 1}).contiguous();
   auto offsets = at::searchsorted(std::get<0>(sorted), bounds);

@@ -32,7 +32,7 @@
 
 // The extension is compiled for the baseline x86-64 ISA; the few hand-written float loops get AVX2/AVX-512 clones
 // picked at load time (GCC ifunc), as ATen does for its own kernels.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define MMLOCALREL_ISA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MMLOCALREL_ISA_CLONES

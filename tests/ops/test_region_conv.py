@@ -217,6 +217,17 @@ def test_low_precision_forward_backward(dtype):
     assert xl.grad.dtype == dtype and torch.isfinite(xl.grad.float()).all()
 
 
+def test_empty_batch():
+    kernel_available()
+    x = torch.randn(0, 3, 5, 5, requires_grad=True)
+    kernels = torch.randn(0, 2, 4, 3, 3, 3, requires_grad=True)
+    guide = torch.randn(0, 2, 5, 5, requires_grad=True)
+    out = region_conv(x, kernels, torch.zeros(0, 5, 5, dtype=torch.long), 1, 1, 1, guide=guide)
+    assert out.shape == (0, 4, 5, 5)
+    out.sum().backward()
+    assert x.grad.shape == x.shape and kernels.grad.shape == kernels.shape and guide.grad.shape == guide.shape
+
+
 def test_reference_mode_uses_reference(monkeypatch):
     monkeypatch.setenv('MMLOCALREL_OPS', 'reference')
     x, kernels, mask, _, geo = make(GEOMETRIES[0])
