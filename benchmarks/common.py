@@ -37,6 +37,9 @@ def _mmap_large_allocations():
     libc.mallopt(M_MMAP_THRESHOLD, 1 << 16)
 
 
+_mmap_large_allocations()  # at import, before a benchmark allocates anything
+
+
 def peak_memory_mb(fn, device='cpu'):
     """Peak memory (MiB) that ``fn()`` adds above what was live before it ran (inputs excluded).
 
@@ -50,7 +53,6 @@ def peak_memory_mb(fn, device='cpu'):
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    _mmap_large_allocations()
     gc.collect()
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')  # resets VmHWM to the current resident size

@@ -1,6 +1,6 @@
 """The generated shapes dataset: the project's embedded data (no dataset can be downloaded here).
 
-Deterministic images of coloured squares, circles and triangles on textured backgrounds, with overlapping instances.
+Deterministic images of coloured squares, circles and triangles on plain, gently varying backgrounds, with overlapping instances.
 Shapes are painted back to front, so an instance's mask is what remains visible of it (occlusion-aware); an instance
 hidden below ``min_visible`` of its area is dropped. Written as
 
@@ -23,11 +23,11 @@ SPLITS = ('train', 'val')
 
 
 def _texture(rng, size):
-    # smooth low-frequency colour field plus pixel noise: backgrounds are not trivially separable by colour
-    base = rng.uniform(40, 215, size=(4, 4, 3)).astype(np.float32)
-    field = cv2.resize(base, (size, size), interpolation=cv2.INTER_CUBIC)
-    field += rng.normal(0, 8, size=field.shape).astype(np.float32)
-    return field
+    # one background colour with a gentle low-frequency variation and pixel noise
+    colour = rng.uniform(30, 225, size=3).astype(np.float32)
+    variation = cv2.resize(rng.uniform(-20, 20, size=(4, 4, 3)).astype(np.float32), (size, size),
+                           interpolation=cv2.INTER_CUBIC)
+    return colour + variation + rng.normal(0, 6, size=(size, size, 3)).astype(np.float32)
 
 
 def _paint(rng, kind, size, min_side, max_side):

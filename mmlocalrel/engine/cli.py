@@ -52,6 +52,13 @@ def enable_resume(cfg, resume):
         cfg.load_from = resume
 
 
+def add_rng_state_hook(cfg):
+    """Make --resume continue with the interrupted run's random state (see hooks.RNGStateHook)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
+
+
 def set_local_rank(local_rank):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)

@@ -1,1 +1,5 @@
-__all__ = []
+from .lip_resnet import LIPResNet
+from .lr_net import LRNet
+from .plugin_resnet import PluginResNet
+
+__all__ = ['LIPResNet', 'LRNet', 'PluginResNet']

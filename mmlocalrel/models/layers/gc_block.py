@@ -69,6 +69,11 @@ class GCBlock(nn.Module):
         self.channel_mul_conv = _transform(in_channels, self.planes) if 'channel_mul' in fusion_types else None
         self.reset_parameters()
 
+    def init_weights(self):
+        # mmengine calls a child's init_weights after the parent's init_cfg (e.g. ResNet's Kaiming over every
+        # Conv2d), so the zero start survives inside a backbone, which mmcv's ContextBlock does not ensure.
+        self.reset_parameters()
+
     def reset_parameters(self):
         # As mmcv: the fusion's last conv starts at zero, so a new block is the identity (add) or x * 0.5 (mul).
         if self.pooling_type == 'att':

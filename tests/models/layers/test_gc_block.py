@@ -51,6 +51,17 @@ def test_initialisation_matches_mmcv():
     torch.testing.assert_close(block(x), x * 0.5)  # add -> +0, mul -> sigmoid(0) = 0.5
 
 
+def test_zero_start_survives_the_backbone_initialisation():
+    plugin = dict(cfg=dict(type='GCBlock', ratio=1 / 4), stages=(False, False, False, True), position='after_conv3')
+    backbone = ResNet(depth=50, base_channels=16, plugins=[plugin])
+    backbone.init_weights()  # Kaiming over every Conv2d, then the children's own init_weights
+    blocks = [m for m in backbone.modules() if isinstance(m, GCBlock)]
+    assert len(blocks) == 3
+    for block in blocks:
+        assert torch.count_nonzero(block.channel_add_conv[-1].weight) == 0
+        assert torch.count_nonzero(block.conv_mask.weight) > 0
+
+
 def test_context_attention_is_a_softmax_over_positions():
     block = _randomise(GCBlock(8, 1 / 2))
     attn = block.context_attention(torch.randn(3, 8, 5, 6))

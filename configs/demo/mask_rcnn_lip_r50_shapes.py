@@ -1,0 +1,16 @@
+# configs/mask_rcnn_lip_r50.py at demo size on the generated shapes dataset (make demo).
+_base_ = ['../mask_rcnn_lip_r50.py', './_base_/shapes_mask_rcnn.py']
+
+model = _base_.demo_model
+model.backbone.lip_width = 32  # the logit trunk narrowed with the demo's base width (16 = 64 / 4)
+train_dataloader = _base_.demo_train_dataloader
+val_dataloader = _base_.demo_val_dataloader
+test_dataloader = _base_.demo_val_dataloader
+val_evaluator = _base_.demo_val_evaluator
+test_evaluator = _base_.demo_val_evaluator
+train_cfg = _base_.demo_train_cfg
+optim_wrapper = _base_.demo_optim_wrapper
+param_scheduler = _base_.demo_param_scheduler
+default_hooks = _base_.demo_default_hooks
+log_processor = _base_.demo_log_processor
+randomness = _base_.demo_randomness
