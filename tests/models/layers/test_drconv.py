@@ -62,6 +62,15 @@ def test_forward_is_region_conv_of_generated_kernels(generator):
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_last_mask_feeds_the_region_map_of_the_visualisation():
+    from mmlocalrel.visualization import drconv_region_map
+    layer = DRConv2d(3, 4, 3, stride=2, padding=1, region_num=4)
+    layer(torch.randn(2, 3, 8, 8))
+    labels = drconv_region_map(layer)
+    assert torch.equal(labels, layer.last_mask) and labels.shape == (2, 4, 4)
+    assert not labels.requires_grad and labels.unique().numel() > 1
+
+
 def test_regions_get_distinct_input_dependent_kernels():
     layer = randomise_generator(DRConv2d(4, 4, 3, padding=1, region_num=4))
     k1 = layer.generate_kernels(torch.randn(1, 4, 8, 8))
