@@ -10,14 +10,10 @@ a guided 3x3 conv of the input (what the layer feeds the op).
 
 --clock cpu times the process's CPU time instead of wall time (use with --threads 1): on a machine shared with
 other jobs it counts only this process's work, which keeps the ratios meaningful when wall times are not.
-Peak memory is measured in a child process: benchmarks.common.peak_memory_mb changes malloc's settings for the
-whole process, which would also change the timings.
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -97,36 +93,17 @@ def passes(x, kernels, conv, mask, guide):
                                        ker_fwd_bwd_noguide, conv_fwd_bwd)}
 
 
-def memory_child(size):
-    """Peak MiB of fwd+bwd (guide included), reference and region_conv, per mask, as JSON on stdout."""
-    x, kernels, conv, masks, guide = make_inputs(*size)
-    result = {}
-    for name, mask in masks.items():
-        fns = passes(x, kernels, conv, mask, guide)
-        # twice each, the second kept: the first call also allocates one-off oneDNN state
-        result[name] = [[peak_memory_mb(fns[f]) for _ in range(2)][-1] for f in ('ref_fwd_bwd', 'ker_fwd_bwd')]
-    print(json.dumps(result))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     parser.add_argument('--repeat', type=int, default=10)
     parser.add_argument('--size', type=int, nargs=4, default=(2, 64, 56, 8), metavar=('B', 'C', 'HW', 'm'))
     parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall')
-    parser.add_argument('--memory-child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if not dispatch.has_kernel('region_conv_forward', 'cpu'):
         sys.exit('mmlocalrel._ext is not built with region_conv: run `python setup.py build_ext --inplace`')
-    if args.memory_child:
-        return memory_child(args.size)
-
-    child = [sys.executable, os.path.abspath(__file__), '--memory-child', '--size', *map(str, args.size)]
-    if args.threads:
-        child += ['--threads', str(args.threads)]
-    memory = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
     timer = time_ms if args.clock == 'wall' else cpu_time_ms
     B, C, HW, m = args.size
@@ -135,8 +112,9 @@ def main():
           f'median {args.clock} time of {args.repeat} runs')
     rows = []
     for name, mask in masks.items():
-        t = {key: timer(fn, repeat=args.repeat) for key, fn in passes(x, kernels, conv, mask, guide).items()}
-        mem_ref, mem_ker = memory[name]
+        fns = passes(x, kernels, conv, mask, guide)
+        t = {key: timer(fn, repeat=args.repeat) for key, fn in fns.items()}
+        mem_ref, mem_ker = peak_memory_mb(fns['ref_fwd_bwd']), peak_memory_mb(fns['ker_fwd_bwd'])
         rows.append([f'{name}: forward', f'{t["ref_fwd"]:.1f}', f'{t["ker_fwd"]:.1f}', f'{t["conv_fwd"]:.1f}',
                      f'{t["ref_fwd"] / t["ker_fwd"]:.2f}x (>= 4)', f'{t["ker_fwd"] / t["conv_fwd"]:.2f} (<= 1.5)', ''])
         rows.append([f'{name}: fwd+bwd (x, kernels, guide)', f'{t["ref_fwd_bwd"]:.1f}', f'{t["ker_fwd_bwd"]:.1f}',
