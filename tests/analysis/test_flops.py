@@ -2,7 +2,7 @@
 import torch
 
 from mmlocalrel.analysis import flop_analyzer
-from mmlocalrel.models.layers import LIP2d, LocalRelation2d
+from mmlocalrel.models.layers import DRConv2d, LIP2d, LocalRelation2d
 from mmlocalrel.ops import local_aggregation
 from tests.tools.conftest import load_tool
 
@@ -24,6 +24,12 @@ def test_lip2d_counts_two_weighted_window_sums():
     layer = LIP2d(16, kernel_size=3, stride=2, padding=1).eval()
     ops = _op_flops(layer, torch.randn(2, 16, 11, 9))
     assert ops['PythonOp.Lip2dFunction'] == 2 * 9 * (2 * 16 * 6 * 5)  # out 6x5, like avg_pool2d(3, 2, 1)
+
+
+def test_region_conv_counts_one_convolution():
+    layer = DRConv2d(8, 6, 3, stride=2, padding=1, region_num=4).eval()
+    ops = _op_flops(layer, torch.randn(2, 8, 11, 9))
+    assert ops['PythonOp.RegionConvFunction'] == (2 * 6 * 6 * 5) * 8 * 9  # |out| * C_in * k^2, whatever m
 
 
 def test_local_aggregation_counts_channels_times_taps():

@@ -1,5 +1,6 @@
-"""tools/visualize_blocks.py on demo configs: a GC checkpoint trained for one iteration, and Non-local, LIP and Local
-Relation models saved as built; every PNG must be a valid image of the input image's size with a map drawn on it."""
+"""tools/visualize_blocks.py on demo configs: a GC checkpoint trained for one iteration, and Non-local, LIP, Local
+Relation and DRConv models saved as built; every PNG must be a valid image of the input image's size with a map
+drawn on it."""
 import glob
 import os.path as osp
 
@@ -64,6 +65,7 @@ def _built_checkpoint(config, shapes_root, path):
     ('configs/demo/mask_rcnn_r50_nl_shapes.py', 'nl', True),
     ('configs/demo/mask_rcnn_r50_lr_shapes.py', 'lr', True),
     ('configs/demo/mask_rcnn_lip_r50_shapes.py', 'lip', False),
+    ('configs/demo/mask_rcnn_r50_drconv_shapes.py', 'drconv', False),
 ])
 def test_maps_of_each_block_type(config, prefix, per_point, shapes_root, image, vis_tool, tmp_path):
     checkpoint = str(tmp_path / 'model.pth')
@@ -74,7 +76,7 @@ def test_maps_of_each_block_type(config, prefix, per_point, shapes_root, image, 
                 torch.nn.init.normal_(module.logit.head.conv.weight if hasattr(module.logit, 'head')
                                       else module.logit.conv.weight)
         torch.save(dict(state_dict=model.state_dict(), meta=dict()), checkpoint)
-    cls = dict(nl='NonLocalBlock', lr='LocalRelation2d', lip='LIP2d')[prefix]
+    cls = dict(nl='NonLocalBlock', lr='LocalRelation2d', lip='LIP2d', drconv='DRConv2d')[prefix]
     blocks = [name for name, m in model.named_modules() if type(m).__name__ == cls]
     assert blocks
     suffixes = ['_y5_x60', '_y32_x32'] if per_point else ['']
