@@ -9,7 +9,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 import mmlocalrel  # noqa: F401  (registers the blocks; lets mmengine load its checkpoints on torch >= 2.6)
-from mmlocalrel.engine import build_runner, load_config, set_local_rank
+from mmlocalrel.engine import build_runner, load_config, preflight, set_local_rank
 
 
 def parse_args(argv=None):
@@ -58,6 +58,7 @@ def main(argv=None):
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    preflight(cfg, 'test')
     runner = build_runner(cfg)
     if args.out is not None and scope == 'mmdet':
         if not args.out.endswith(('.pkl', '.pickle')):

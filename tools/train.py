@@ -7,7 +7,8 @@ import argparse
 from mmengine.config import DictAction
 
 import mmlocalrel  # noqa: F401  (registers the blocks; lets mmengine load its checkpoints on torch >= 2.6)
-from mmlocalrel.engine import add_rng_state_hook, build_runner, enable_amp, enable_resume, load_config, set_local_rank
+from mmlocalrel.engine import (add_rng_state_hook, build_runner, enable_amp, enable_resume, load_config, preflight,
+                               set_local_rank)
 
 
 def parse_args(argv=None):
@@ -39,6 +40,7 @@ def main(argv=None):
         cfg.auto_scale_lr.enable = True
     enable_resume(cfg, args.resume)
     add_rng_state_hook(cfg)
+    preflight(cfg, 'train')
     runner = build_runner(cfg)
     runner.train()
     return runner

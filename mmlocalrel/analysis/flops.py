@@ -22,7 +22,8 @@ def _scalars(outputs):
 
 def lip2d_flops(inputs, outputs):
     kernel_size = _scalars(outputs)[0]
-    return 2 * kernel_size * kernel_size * prod(get_shape(outputs[0]))
+    taps = prod(kernel_size) if isinstance(kernel_size, (tuple, list)) else kernel_size * kernel_size
+    return 2 * taps * prod(get_shape(outputs[0]))
 
 
 def region_conv_flops(inputs, outputs):

@@ -14,7 +14,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmlocalrel  # noqa: F401
-from mmlocalrel.engine import build_runner, load_config
+from mmlocalrel.engine import build_runner, enable_amp, load_config
 from tests.conftest import demo_cfg_options, seg_demo_cfg_options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -112,12 +112,15 @@ def test_real_config_builds_and_trains_a_step(path):
 
 
 @pytest.mark.parametrize('path', DEMO, ids=rel)
-def test_demo_config_trains_through_the_runner(path, shapes_root, tmp_path):
-    options = (seg_demo_cfg_options if _is_seg(path) else demo_cfg_options)(shapes_root, max_iters=1)
+def test_demo_config_trains_through_the_runner_under_bf16_autocast(path, shapes_root, tmp_path):
+    """The demo pipeline, dataset and schedule, with --amp on CPU (bf16 autocast): finite losses, every block."""
+    options = (seg_demo_cfg_options if _is_seg(path) else demo_cfg_options)(shapes_root, max_iters=2)
     cfg = load_config(path, options, work_dir=str(tmp_path))
+    enable_amp(cfg)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     runner = build_runner(cfg)
     runner.train()
-    assert runner.iter == 1
-    loss = runner.message_hub.get_scalar('train/loss').current()
-    assert torch.isfinite(torch.tensor(loss))
+    assert runner.iter == 2
+    assert type(runner.optim_wrapper).__name__ == 'CPUAutocastOptimWrapper'
+    losses = runner.message_hub.get_scalar('train/loss').data[0]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(v)) for v in losses)

@@ -1,3 +1,4 @@
+from .drconv import DRConv2d
 from .gc_block import GCBlock
 from .lip import LIP2d, LIPBottleneckLogit, LIPProjectionLogit, LIPSimplifiedLogit
 from .local_relation import LocalRelation2d
@@ -5,6 +6,6 @@ from .non_local import NonLocalBlock
 from .se_block import SEBlock
 
 __all__ = [
-    'GCBlock', 'LIP2d', 'LIPBottleneckLogit', 'LIPProjectionLogit', 'LIPSimplifiedLogit', 'LocalRelation2d',
-    'NonLocalBlock', 'SEBlock'
+    'DRConv2d', 'GCBlock', 'LIP2d', 'LIPBottleneckLogit', 'LIPProjectionLogit', 'LIPSimplifiedLogit',
+    'LocalRelation2d', 'NonLocalBlock', 'SEBlock'
 ]
