@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 import mmlocalrel  # noqa: F401
-from mmlocalrel.models import LIP2d, GCBlock, LocalRelation2d, NonLocalBlock, SEBlock
+from mmlocalrel.models import LIP2d, DRConv2d, GCBlock, LocalRelation2d, NonLocalBlock, SEBlock
 from mmlocalrel.models.backbones import LIPResNet, LRNet, PluginResNet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -40,8 +40,8 @@ def _build(model_cfg):
 
 def test_seg_configs_are_found():
     names = [osp.basename(p) for p in SEG]
-    for model in ('fcn_r50-d8_gc', 'fcn_r50-d8_se', 'fcn_r50-d8_nl', 'fcn_r50-d8_nl5', 'fcn_r50-d8_lr', 'fcn_lr50-d8',
-                  'fcn_lip_r50-d8'):
+    for model in ('fcn_r50-d8_gc', 'fcn_r50-d8_se', 'fcn_r50-d8_nl', 'fcn_r50-d8_nl5', 'fcn_r50-d8_drconv',
+                  'fcn_r50-d8_lr', 'fcn_lr50-d8', 'fcn_lip_r50-d8'):
         for data in DATA:
             assert f'{model}_{data}.py' in names
 
@@ -90,9 +90,10 @@ def test_config_placement(block, cls, names, data):
         assert getattr(plugin, 'planes', getattr(plugin, 'inter_channels', None)) == plugin.in_channels // ratio
 
 
+@pytest.mark.parametrize('conv, cls', [('lr', LocalRelation2d), ('drconv', DRConv2d)])
 @pytest.mark.parametrize('data', DATA)
-def test_local_relation_layer_replaces_conv2_in_c3_c5_with_the_stage_dilation(data):
-    cfg = _cfg(f'fcn_r50-d8_lr_{data}.py')
+def test_conv_type_replaces_conv2_in_c3_c5_with_the_stage_dilation(conv, cls, data):
+    cfg = _cfg(f'fcn_r50-d8_{conv}_{data}.py')
     cfg.model.backbone.update(NARROW)
     init_default_scope('mmseg')
     backbone = MODELS.build(cfg.model.backbone)
@@ -102,10 +103,18 @@ def test_local_relation_layer_replaces_conv2_in_c3_c5_with_the_stage_dilation(da
             if stage == 1:
                 assert type(block.conv2) is torch.nn.Conv2d
                 continue
-            assert type(block.conv2) is LocalRelation2d and block.conv2.kernel_size == 7
+            assert type(block.conv2) is cls
             # ResNetV1c-D8's contract_dilation: the first block of a dilated stage uses half the dilation
-            assert block.conv2.dilation == (dilation // 2 if i == 0 and dilation > 1 else dilation)
+            expected = dilation // 2 if i == 0 and dilation > 1 else dilation
+            assert block.conv2.dilation in (expected, (expected, expected))
+    if cls is LocalRelation2d:
+        assert backbone.layer2[0].conv2.kernel_size == 7
     assert [o.shape[-1] for o in backbone(torch.randn(1, 3, 40, 40))] == [10, 5, 5, 5]
+    if cls is DRConv2d:
+        # the ImageNet ResNetV1c checkpoint of the base loads whole: DRConv keeps conv2's weight (key and shape)
+        ref = MODELS.build(dict(type='ResNetV1c', depth=50, **NARROW)).state_dict()
+        ours = backbone.state_dict()
+        assert set(ref) <= set(ours) and all(ref[k].shape == ours[k].shape for k in ref)
 
 
 @pytest.mark.parametrize('data', DATA)
