@@ -17,5 +17,9 @@ data: setup
 demo: data
 	$(PY) tools/demo.py configs/demo/mask_rcnn_r50_gc_shapes.py --work-dir work_dirs/demo_mask_rcnn_r50_gc
 
+# Generate the shapes dataset, train FCN R50-D8 + GC from scratch on CPU, evaluate mIoU (mmseg's IoUMetric).
+demo-seg: data
+	$(PY) tools/demo.py configs/demo/seg/fcn_r50-d8_gc_shapes.py --work-dir work_dirs/demo_fcn_r50-d8_gc
+
 clean:
 	rm -rf build work_dirs mmlocalrel/_ext*.so

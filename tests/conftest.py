@@ -42,3 +42,26 @@ def demo_cfg_options(root, max_iters=2, **extra):
 def demo_options(root, max_iters=2, **extra):
     """The same as tools' --cfg-options arguments."""
     return ['--cfg-options'] + [f'{k}={v}' for k, v in demo_cfg_options(root, max_iters, **extra).items()]
+
+
+def seg_demo_cfg_options(root, max_iters=2, **extra):
+    """Config overrides that point a demo segmentation config (configs/demo/seg/) at ``root`` and shorten it."""
+    root = root.rstrip('/') + '/'
+    options = {
+        'train_dataloader.dataset.data_root': root,
+        'train_dataloader.batch_size': 2,
+        'val_dataloader.dataset.data_root': root,
+        'test_dataloader.dataset.data_root': root,
+        'train_cfg.max_iters': max_iters,
+        'train_cfg.val_interval': 10_000,
+        'default_hooks.checkpoint.interval': max_iters,
+        'default_hooks.checkpoint.max_keep_ckpts': 3,
+        'default_hooks.logger.interval': 1,
+    }
+    options.update(extra)
+    return options
+
+
+def seg_demo_options(root, max_iters=2, **extra):
+    """The same as tools' --cfg-options arguments."""
+    return ['--cfg-options'] + [f'{k}={v}' for k, v in seg_demo_cfg_options(root, max_iters, **extra).items()]

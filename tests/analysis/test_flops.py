@@ -32,6 +32,12 @@ def test_region_conv_counts_one_convolution():
     assert ops['PythonOp.RegionConvFunction'] == (2 * 6 * 6 * 5) * 8 * 9  # |out| * C_in * k^2, whatever m
 
 
+def test_region_conv_counts_one_convolution():
+    layer = DRConv2d(8, 12, kernel_size=3, stride=2, padding=1, region_num=4).eval()
+    ops = _op_flops(layer, torch.randn(2, 8, 9, 10))
+    assert ops['PythonOp.RegionConvFunction'] == (2 * 12 * 5 * 5) * 8 * 3 * 3  # |out| * C_in * k^2, not m times
+
+
 def test_local_aggregation_counts_channels_times_taps():
     class Aggregate(torch.nn.Module):
         def forward(self, weights, value):

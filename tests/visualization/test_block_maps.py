@@ -100,27 +100,18 @@ def test_lr_weight_patches_reproduce_the_layer_aggregation(stride):
     assert not torch.allclose(lr_weight_patches(block, torch.randn(1, 8, 6, 7), points), patches)
 
 
-class _GuidedRegions(nn.Module):
-    """Stands for DRConv2d's interface (region_num, last_mask of the last forward), whose layer is on its own branch."""
-
-    def __init__(self, region_num=4):
-        super().__init__()
-        self.region_num = region_num
-        self.conv_guide = nn.Conv2d(3, region_num, 3, stride=2, padding=1)
-        self.last_mask = None
-
-    def forward(self, x):
-        self.last_mask = self.conv_guide(x).argmax(1).detach()
-        return x
-
-
 def test_drconv_region_map_reads_the_last_guided_mask():
-    layer = _GuidedRegions()
+    from mmlocalrel.models.layers import DRConv2d
+    layer = DRConv2d(3, 6, kernel_size=3, stride=2, padding=1, region_num=4).eval()
     with pytest.raises(ValueError, match='last_mask'):
         drconv_region_map(layer)
-    layer(torch.randn(2, 3, 8, 8))
-    labels = drconv_region_map(layer)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        layer(x)
+        labels = drconv_region_map(layer)
+        expected = layer.conv_guide(x).argmax(1)
     assert labels.shape == (2, 4, 4) and labels.dtype == torch.int64
+    assert torch.equal(labels, expected)
     assert 0 <= labels.min() and labels.max() < 4 and labels.unique().numel() > 1
 
 
