@@ -415,7 +415,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> region_conv_direct_backward_cpu(
     if (output_mask[0]) {
       scalar_t* dst = grad_x.data_ptr<scalar_t>();
       at::parallel_for(0, grad_x.numel(), grain(g.Co * g.taps()), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<scalar_t>(grad_input_at<scalar_t, acc>(i, gp, kp, mp, g));
+        for (int64_t i = begin; i < end; ++i) {
+          dst[i] = static_cast<scalar_t>(grad_input_at<scalar_t, acc>(i, gp, kp, mp, g));
+        }
       });
     }
     if (output_mask[1]) {
@@ -423,13 +425,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> region_conv_direct_backward_cpu(
       const int64_t* pp = perm.data_ptr<int64_t>();
       const int64_t* op = offsets.data_ptr<int64_t>();
       at::parallel_for(0, grad_kernels.numel(), grain(g.L()), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<scalar_t>(grad_kernel_at<scalar_t, acc>(i, xp, gp, pp, op, g));
+        for (int64_t i = begin; i < end; ++i) {
+          dst[i] = static_cast<scalar_t>(grad_kernel_at<scalar_t, acc>(i, xp, gp, pp, op, g));
+        }
       });
     }
     if (output_mask[2]) {
       scalar_t* dst = grad_guide.data_ptr<scalar_t>();
       at::parallel_for(0, grad_guide.numel(), grain(g.Co * g.K()), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<scalar_t>(guide_grad_at<scalar_t, acc>(i, xp, gp, kp, g));
+        for (int64_t i = begin; i < end; ++i) {
+          dst[i] = static_cast<scalar_t>(guide_grad_at<scalar_t, acc>(i, xp, gp, kp, g));
+        }
       });
     }
   });
