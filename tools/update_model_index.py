@@ -31,7 +31,10 @@ FAMILIES = {
 }
 
 # measured here (README, `make demo`): config -> list of (task, dataset, metrics)
-RESULTS = {}
+RESULTS = {
+    'configs/demo/seg/fcn_r50-d8_gc_shapes.py': [
+        {'Task': 'Semantic Segmentation', 'Dataset': 'Shapes (generated)', 'Metrics': {'mIoU': 74.04}}],
+}
 
 
 def family_of(path):
