@@ -1,24 +1,8 @@
-# FCN R50-D8 (dilated ResNetV1c-50, output stride 8) on Cityscapes 512x1024, 80k iterations,
-# with DRConv (Dynamic Region-Aware Convolution, m=8 regions; Chen et al., CVPR 2021) in place of the 3x3 conv2 of
-# every bottleneck in c3-c5, through ResNet's conv-type key (dcn/stage_with_dcn). In the dilated stages it takes the
-# stage's dilation (2 in c4, 4 in c5; the first block of each contracted to half, as ResNetV1c-D8's convs). The
-# 'modulated' filter generator keeps the key and shape of conv2's weight, so the ImageNet ResNetV1c conv2 weights
-# load into it and each DRConv starts as the pretrained convolution.
+# FCN R50-D8 with DRConv in c3-c5, on Cityscapes 512x1024 (data/cityscapes), 80k iterations.
+# The backbone (what it is and where the blocks go): configs/seg/_base_/fcn_r50-d8_drconv.py.
 # Train: python tools/train.py configs/seg/fcn_r50-d8_drconv_cityscapes-512x1024.py
-# (expects data/cityscapes as mmseg's).
-_base_ = 'mmseg::fcn/fcn_r50-d8_4xb2-80k_cityscapes-512x1024.py'
+_base_ = ['mmseg::fcn/fcn_r50-d8_4xb2-80k_cityscapes-512x1024.py', './_base_/fcn_r50-d8_drconv.py']
 custom_imports = dict(imports=['mmlocalrel'], allow_failed_imports=False)
 
-# mmseg's bases use SyncBN, which needs a distributed launch: BN here so that a single process (and the CPU) can
-# train and test it. For multi-GPU training, set norm_cfg back to SyncBN (--cfg-options or a child config).
-norm_cfg = dict(type='BN', requires_grad=True)
-model = dict(
-    backbone=dict(
-        # mmseg's ResNetV1c in PluginResNet form (deep stem, contract_dilation: same modules and checkpoint keys)
-        type='PluginResNet',
-        deep_stem=True,
-        norm_cfg=norm_cfg,
-        dcn=dict(type='DRConv2d', region_num=8),
-        stage_with_dcn=(False, True, True, True)),
-    decode_head=dict(norm_cfg=norm_cfg),
-    auxiliary_head=dict(norm_cfg=norm_cfg))
+norm_cfg = _base_.seg_norm_cfg  # BN, not the mmseg base's SyncBN: see configs/seg/_base_/bn.py
+model = dict(backbone=_base_.seg_backbone, decode_head=dict(norm_cfg=norm_cfg), auxiliary_head=dict(norm_cfg=norm_cfg))

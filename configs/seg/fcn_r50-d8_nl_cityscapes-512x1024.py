@@ -1,26 +1,8 @@
-# FCN R50-D8 (dilated ResNetV1c-50, output stride 8) on Cityscapes 512x1024, 80k iterations,
-# with one Non-local block (embedded Gaussian, C/2 embeddings, zero-initialised output) on the output of block 4 of
-# res4's six, right before its last block, as Wang et al. (CVPR 2018, Sec. 6) for COCO.
+# FCN R50-D8 with one Non-local block in res4, on Cityscapes 512x1024 (data/cityscapes), 80k iterations.
+# The backbone (what it is and where the blocks go): configs/seg/_base_/fcn_r50-d8_nl.py.
 # Train: python tools/train.py configs/seg/fcn_r50-d8_nl_cityscapes-512x1024.py
-# (expects data/cityscapes as mmseg's).
-_base_ = 'mmseg::fcn/fcn_r50-d8_4xb2-80k_cityscapes-512x1024.py'
+_base_ = ['mmseg::fcn/fcn_r50-d8_4xb2-80k_cityscapes-512x1024.py', './_base_/fcn_r50-d8_nl.py']
 custom_imports = dict(imports=['mmlocalrel'], allow_failed_imports=False)
 
-# mmseg's bases use SyncBN, which needs a distributed launch: BN here so that a single process (and the CPU) can
-# train and test it. For multi-GPU training, set norm_cfg back to SyncBN (--cfg-options or a child config).
-norm_cfg = dict(type='BN', requires_grad=True)
-model = dict(
-    backbone=dict(
-        # mmseg's ResNetV1c in PluginResNet form (deep stem, contract_dilation: same modules and checkpoint keys),
-        # whose plugins at one position are chained (mmseg 1.2.2's ResNet keeps only the last one)
-        type='PluginResNet',
-        deep_stem=True,
-        norm_cfg=norm_cfg,
-        plugins=[
-            dict(
-                cfg=dict(type='NonLocalBlock', mode='embedded_gaussian', reduction=2),
-                position='after_block',
-                blocks=((), (), (4, ), ()))
-        ]),
-    decode_head=dict(norm_cfg=norm_cfg),
-    auxiliary_head=dict(norm_cfg=norm_cfg))
+norm_cfg = _base_.seg_norm_cfg  # BN, not the mmseg base's SyncBN: see configs/seg/_base_/bn.py
+model = dict(backbone=_base_.seg_backbone, decode_head=dict(norm_cfg=norm_cfg), auxiliary_head=dict(norm_cfg=norm_cfg))
