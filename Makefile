@@ -17,7 +17,7 @@ data: setup
 demo: data
 	$(PY) tools/demo.py configs/demo/mask_rcnn_r50_gc_shapes.py --work-dir work_dirs/demo_mask_rcnn_r50_gc
 
-# Generate the shapes dataset, train FCN R50-D8 + GC from scratch on CPU, evaluate mIoU (mmseg's IoUMetric).
+# Generate the shapes dataset, train a narrow FCN-R50 + GC (output stride 16) from scratch on CPU, evaluate mIoU (mmseg IoUMetric).
 demo-seg: data
 	$(PY) tools/demo.py configs/demo/seg/fcn_r50-d8_gc_shapes.py --work-dir work_dirs/demo_fcn_r50-d8_gc
 
