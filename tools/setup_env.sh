@@ -48,8 +48,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     fi
     echo "setup: installing $wheel"
     pip install --no-deps "$wheel"
-    # mmcv's own runtime requirements (its wheel was installed without them)
-    pip install addict packaging Pillow pyyaml yapf opencv-python
+    # mmcv's own runtime requirements (its wheel was installed without them), mmengine at the pin of runtime.txt
+    pip install addict packaging Pillow pyyaml yapf opencv-python "$(grep '^mmengine' requirements/runtime.txt)"
   fi
   pip install -r requirements/runtime.txt -r requirements/tests.txt
   echo "$want" > "$stamp"
